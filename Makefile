@@ -1,0 +1,64 @@
+# berth: the two set-up commands are `make lab` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+export DOCKER_BUILDKIT := 0
+ENGINE := scripts/engine.sh
+
+.PHONY: help venv lab lab-up lab-down test lint unit integration molecule bench clean
+
+help:
+	@echo "make lab       bring up the local multi-building lab and converge playbooks/site.yml"
+	@echo "make lab-down  remove everything the lab created"
+	@echo "make test      lint, unit, integration and Molecule tests"
+	@echo "make bench     measured figures, side by side"
+
+venv:
+	@scripts/venv.sh
+
+# The main job: engine, host image, lab hosts, then site.yml over SSH.
+lab: venv
+	@$(ENGINE) ensure
+	@scripts/host-image.sh build
+	@BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) ansible-playbook playbooks/lab-up.yml
+	@mkdir -p .lab/berth-lab
+	@ansible-playbook -i inventories/lab/hosts.yml playbooks/site.yml | tee .lab/berth-lab/site.log
+	@python scripts/lab_summary.py --inventory inventories/lab/hosts.yml --log .lab/berth-lab/site.log
+
+lab-down: venv
+	@$(ENGINE) run -- ansible-playbook playbooks/lab-down.yml
+	@$(ENGINE) release
+
+test: venv
+	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit integration molecule
+
+lint: venv
+	yamllint --strict .
+	ruff check .
+	ruff format --check .
+	ansible-lint --profile production
+
+unit: venv
+	pytest -q tests/unit
+
+integration: venv
+	@$(ENGINE) run -- scripts/host-image.sh build
+	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- pytest -q tests/integration
+
+molecule: venv
+	@$(ENGINE) run -- scripts/host-image.sh build
+	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- \
+	  bash -c 'for s in molecule/*/molecule.yml; do molecule test -s "$$(basename "$$(dirname "$$s")")" || exit 1; done'
+
+bench: venv
+	@$(ENGINE) run -- scripts/host-image.sh build
+	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- python tests/bench/run.py $(BENCH)
+
+clean: lab-down
+	rm -rf .venv .cache .pytest_cache

@@ -1,0 +1,52 @@
+"""Inventory-facing filters. The decisions live in module_utils; these only
+expose them to playbooks, roles and templates."""
+
+import os
+
+import ansible.module_utils
+from ansible.errors import AnsibleFilterError
+
+# Controller-side plugins import the project's module_utils under the same
+# name that modules use, so there is one copy of each decision.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
+
+from ansible.module_utils import berth_inventory, berth_lab  # noqa: E402
+
+
+def _wrap(function):
+    def filter_function(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ValueError as exc:
+            raise AnsibleFilterError(str(exc)) from exc
+
+    filter_function.__name__ = function.__name__
+    return filter_function
+
+
+def building_attr(buildings, group_names, key, default=None):
+    """A setting of the host's building, e.g. its registry mirrors."""
+    if not buildings:
+        return default
+    return buildings[berth_inventory.building_of(group_names, buildings)].get(key, default)
+
+
+def overlapping_networks(cidrs, buildings):
+    """Building subnets that any of `cidrs` overlaps, as readable strings."""
+    mine = [(cidr, berth_inventory.parse_network(cidr, cidr)) for cidr in cidrs]
+    return ["%s overlaps %s" % pair for pair in berth_inventory.overlaps(mine, berth_inventory.building_networks(buildings or {}))]
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "berth_inventory_errors": _wrap(berth_inventory.inventory_errors),
+            "berth_address_error": _wrap(berth_inventory.address_error),
+            "berth_building_of": _wrap(berth_inventory.building_of),
+            "berth_building_attr": _wrap(building_attr),
+            "berth_overlapping_networks": _wrap(overlapping_networks),
+            "berth_lab_plan": _wrap(berth_lab.lab_plan),
+            "berth_lab_inventory": _wrap(berth_lab.lab_inventory),
+        }

@@ -1,0 +1,83 @@
+"""Plan of the local lab: building subnets carved out of one campus network,
+and a fixed address for every host container."""
+
+import ipaddress
+
+from ansible.module_utils.berth_inventory import building_errors
+
+HOST_PREFIX = 24
+CONTAINER_SUBNET_OFFSET = 100
+FIRST_HOST_OCTET = 11
+
+
+def lab_plan(topology, name, campus):
+    """Turn the lab topology into networks, hosts and groups.
+
+    Building N gets host subnet N and container subnet 100+N (both /24) of
+    the campus; hosts get .11, .12, ... in their building's host subnet.
+    The campus' first /24 is left to Docker's own address allocation.
+    """
+    campus_net = ipaddress.ip_network(campus, strict=True)
+    if campus_net.version != 4 or campus_net.prefixlen > 16:
+        raise ValueError("lab campus %s must be an IPv4 network of /16 or larger" % campus)
+    slots = list(campus_net.subnets(new_prefix=HOST_PREFIX))
+    buildings, hosts, groups = {}, [], {}
+    for building, spec in sorted(topology["buildings"].items()):
+        index = int(spec["index"])
+        if not 1 <= index < CONTAINER_SUBNET_OFFSET:
+            raise ValueError("lab building %s: index %d must be within 1..99" % (building, index))
+        host_subnet = slots[index]
+        buildings[building] = {
+            "host_subnet": str(host_subnet),
+            "container_subnet": str(slots[CONTAINER_SUBNET_OFFSET + index]),
+        }
+        buildings[building].update(spec.get("settings", {}))
+        for position, (short, functions) in enumerate(sorted(spec["hosts"].items())):
+            host = {
+                "name": "%s-%s" % (name, short),
+                "building": building,
+                "address": str(host_subnet.network_address + FIRST_HOST_OCTET + position),
+                "groups": sorted(functions),
+                "volume": "%s-%s-docker" % (name, short),
+            }
+            hosts.append(host)
+            for group in [building] + host["groups"]:
+                groups.setdefault(group, []).append(host["name"])
+    errors = building_errors(buildings)
+    if errors:
+        raise ValueError("; ".join(errors))
+    return {
+        "name": name,
+        "network": "%s-campus" % name,
+        "campus": str(campus_net),
+        "gateway": str(campus_net.network_address + 1),
+        "dynamic_range": str(slots[0]),
+        "buildings": buildings,
+        "hosts": hosts,
+        "groups": {group: sorted(members) for group, members in sorted(groups.items())},
+    }
+
+
+def lab_inventory(plan, state_dir):
+    """The YAML inventory of a planned lab: building groups carry the hosts'
+    addresses, function groups list members only."""
+    children = {}
+    for group, members in plan["groups"].items():
+        if group in plan["buildings"]:
+            addresses = {host["name"]: host["address"] for host in plan["hosts"]}
+            children[group] = {"hosts": {member: {"ansible_host": addresses[member]} for member in members}}
+        else:
+            children[group] = {"hosts": {member: None for member in members}}
+    return {
+        "all": {
+            "vars": {
+                "berth_environment": "lab",
+                "berth_lab_name": plan["name"],
+                "berth_buildings": plan["buildings"],
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": "%s/id_ed25519" % state_dir,
+                "ansible_ssh_common_args": "-o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes" % state_dir,
+            },
+            "children": children,
+        }
+    }

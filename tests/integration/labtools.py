@@ -1,0 +1,98 @@
+"""Helpers for tests that drive ansible-playbook against real hosts."""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class PlaybookRun:
+    args: list
+    returncode: int
+    output: str
+    recap: dict = field(default_factory=dict)
+
+    def changed(self):
+        return {host: stats["changed"] for host, stats in self.recap.items()}
+
+    def total_changed(self):
+        return sum(self.changed().values())
+
+    def explain(self):
+        return "ansible-playbook %s exited %d\n%s" % (" ".join(self.args), self.returncode, self.output[-6000:])
+
+
+def ansible_playbook(*args, env=None, timeout=1800):
+    """Run ansible-playbook from the project root, return output and recap."""
+    full_env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    full_env.update(env or {})
+    proc = subprocess.run(
+        ["ansible-playbook", *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    recap = {m.group("host"): {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP.finditer(proc.stdout)}
+    return PlaybookRun(list(args), proc.returncode, proc.stdout, recap)
+
+
+def docker(*args, check=True):
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout
+
+
+def docker_objects():
+    """Every container, network and volume of the local engine, by id."""
+    return {
+        "containers": set(docker("ps", "-aq", "--no-trunc").split()),
+        "networks": set(docker("network", "ls", "-q", "--no-trunc").split()),
+        "volumes": set(docker("volume", "ls", "-q").split()),
+    }
+
+
+SKIP_DIRS = {".git", ".venv", ".cache", ".pytest_cache", "__pycache__", ".ansible"}
+
+
+def project_files():
+    """Every path under the project (outside caches) with a content hash."""
+    found = {}
+    for directory, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+        rel_dir = os.path.relpath(directory, ROOT)
+        found[rel_dir] = "dir %o" % (os.stat(directory).st_mode & 0o7777)
+        for name in files:
+            path = os.path.join(directory, name)
+            if os.path.islink(path):
+                found[os.path.join(rel_dir, name)] = "link " + os.readlink(path)
+            else:
+                with open(path, "rb") as stream:
+                    found[os.path.join(rel_dir, name)] = hashlib.sha256(stream.read()).hexdigest()
+    return found
+
+
+def host_json(container, *command):
+    """Run a command inside a lab host and parse its JSON output."""
+    return json.loads(docker("exec", container, *command))
+
+
+def lab_hosts(inventory):
+    """{host: address} of a lab inventory written by lab-up.yml."""
+    with open(inventory, encoding="utf-8") as stream:
+        data = yaml.safe_load(stream)["all"]
+    buildings = data["vars"]["berth_buildings"]
+    return {host: spec["ansible_host"] for building in buildings for host, spec in data["children"][building]["hosts"].items()}

@@ -1,0 +1,121 @@
+"""The foundation on the test lab: converge, idempotence, engines inside the
+hosts, check mode, bad input, and a teardown that leaves nothing behind."""
+
+import json
+import os
+import subprocess
+
+import pytest
+from labtools import ROOT, docker, docker_objects, project_files
+
+BUSYBOX_IMAGE = "berth/busybox:lab"
+
+
+def test_lab_has_five_hosts_in_three_buildings(lab):
+    assert len(lab.hosts) >= 5
+    buildings = {host.rsplit("-", 1)[1][0] for host in lab.hosts}
+    assert buildings == {"a", "b", "c"}
+
+
+def test_first_converge_succeeds_on_every_host(lab):
+    assert set(lab.first_converge.recap) == set(lab.hosts)
+    for host, stats in lab.first_converge.recap.items():
+        assert stats["failed"] == stats["unreachable"] == 0, host
+
+
+def test_second_converge_changes_nothing(lab):
+    second = lab.playbook("playbooks/site.yml")
+    assert second.returncode == 0, second.explain()
+    assert set(second.recap) == set(lab.hosts)
+    assert second.changed() == dict.fromkeys(lab.hosts, 0), second.explain()
+
+
+def ssh(lab, host, command):
+    """Run a command on a lab host over real SSH, the way Ansible reaches it."""
+    state = os.path.join(ROOT, ".lab", lab.name)
+    return subprocess.run(
+        [
+            "ssh",
+            "-i",
+            os.path.join(state, "id_ed25519"),
+            "-o",
+            "UserKnownHostsFile=" + os.path.join(state, "known_hosts"),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "root@" + lab.hosts[host],
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_each_host_runs_containers_with_rotated_logs(lab, index):
+    host = sorted(lab.hosts)[index]
+    script = (
+        "set -e; d=$(mktemp -d); cp /bin/busybox $d/; "
+        'tar -C $d -c . | docker import -c \'CMD ["/busybox", "sleep", "600"]\' - %s >/dev/null; '
+        "docker rm -f logcheck >/dev/null 2>&1 || true; docker run -d --name logcheck %s >/dev/null; "
+        "docker inspect logcheck --format '{{json .HostConfig.LogConfig}}'; docker rm -f logcheck >/dev/null"
+    ) % (BUSYBOX_IMAGE, BUSYBOX_IMAGE)
+    result = ssh(lab, host, script)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
+
+
+def test_check_mode_shows_a_daemon_json_change_without_making_it(lab):
+    host = sorted(lab.hosts)[0]
+    before = ssh(lab, host, "cat /etc/docker/daemon.json").stdout
+    run = lab.playbook("playbooks/site.yml", "--check", "--diff", "--limit", host, "-e", "docker_daemon_log_max_size=25m")
+    assert run.returncode == 0, run.explain()
+    assert '+    "max-size": "25m"' in run.output
+    assert '-    "max-size": "10m"' in run.output
+    assert run.changed()[host] == 1
+    assert ssh(lab, host, "cat /etc/docker/daemon.json").stdout == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("docker_install_source=snap", "docker_install_source"),
+        ("docker_daemon_log_max_file=plenty", "docker_daemon_log_max_file"),
+        ('{"docker_daemon_default_address_pools": [{"base": "10.78.1.0/24", "size": 26}]}', "overlaps"),
+        ('{"docker_users": ["nobody-here"]}', "no such user: nobody-here"),
+    ],
+)
+def test_bad_role_input_fails_before_any_change(lab, extra, message):
+    run = lab.playbook("playbooks/site.yml", "-e", extra)
+    assert run.returncode != 0
+    assert message in run.output, run.explain()
+    assert run.total_changed() == 0, run.explain()
+
+
+@pytest.mark.lab_teardown
+def test_lab_down_leaves_nothing_behind(lab):
+    lab_objects = docker("ps", "-aq", "--filter", "label=berth.lab=" + lab.name).split()
+    assert len(lab_objects) == len(lab.hosts)
+    assert cached_facts_of(lab), "converging the lab should have cached its facts"
+    down = subprocess.run(
+        ["ansible-playbook", "playbooks/lab-down.yml"],
+        cwd=ROOT,
+        env=dict(os.environ, **lab.env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lab.torn_down = True
+    assert down.returncode == 0, down.stdout
+    objects_before, files_before = lab.before
+    assert docker_objects() == objects_before
+    assert project_files() == files_before
+    assert cached_facts_of(lab) == []
+
+
+def cached_facts_of(lab):
+    cache = os.path.join(ROOT, ".cache", "facts")
+    return [name for name in os.listdir(cache) if any(name.endswith(host) for host in lab.hosts)]

@@ -1,0 +1,102 @@
+import ipaddress
+
+import pytest
+from ansible.module_utils.berth_inventory import (
+    address_error,
+    building_errors,
+    building_of,
+    inventory_errors,
+    membership_errors,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+BUILDINGS = {
+    "bldg_a": {"host_subnet": "10.10.0.0/24", "container_subnet": "10.110.0.0/24"},
+    "bldg_b": {"host_subnet": "10.20.0.0/24", "container_subnet": "10.120.0.0/24"},
+}
+GROUPS = {"all": ["h1", "h2"], "bldg_a": ["h1"], "bldg_b": ["h2"], "docker_hosts": ["h1", "h2"]}
+
+
+def test_a_valid_inventory_has_no_errors():
+    assert inventory_errors(BUILDINGS, GROUPS) == []
+
+
+def test_overlapping_subnets_name_both_buildings():
+    buildings = dict(BUILDINGS, bldg_c={"host_subnet": "10.20.0.128/25"})
+    assert building_errors(buildings) == ["subnets overlap: berth_buildings.bldg_b.host_subnet and berth_buildings.bldg_c.host_subnet"]
+
+
+def test_a_host_and_container_subnet_of_one_building_may_not_overlap():
+    errors = building_errors({"bldg_a": {"host_subnet": "10.0.0.0/16", "container_subnet": "10.0.5.0/24"}})
+    assert errors == ["subnets overlap: berth_buildings.bldg_a.host_subnet and berth_buildings.bldg_a.container_subnet"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"container_subnet": "10.9.0.0/24"}, "berth_buildings.bldg_x.host_subnet is required"),
+        ({"host_subnet": "10.9.0.1/24"}, "berth_buildings.bldg_x.host_subnet: '10.9.0.1/24' is not a network"),
+        ({"host_subnet": "banana"}, "berth_buildings.bldg_x.host_subnet: 'banana' is not a network"),
+        ({"host_subnet": 10}, "berth_buildings.bldg_x.host_subnet must be a CIDR string, got int"),
+        (
+            {"host_subnet": "10.9.0.0/24", "registry_mirrors": "https://m"},
+            "berth_buildings.bldg_x.registry_mirrors must be a list of strings",
+        ),
+        ("10.9.0.0/24", "berth_buildings.bldg_x must be a mapping, got str"),
+    ],
+)
+def test_field_errors_name_the_variable(spec, message):
+    errors = building_errors({"bldg_x": spec})
+    assert len(errors) == 1
+    assert errors[0].startswith(message)
+
+
+def test_buildings_must_be_a_non_empty_mapping():
+    assert building_errors({}) == building_errors(None) == building_errors(["bldg_a"])
+    assert "non-empty mapping" in building_errors({})[0]
+
+
+def test_a_host_in_no_building_is_named():
+    groups = dict(GROUPS, all=["h1", "h2", "stray"], docker_hosts=["h1", "h2", "stray"])
+    assert membership_errors(BUILDINGS, groups) == ["host stray belongs to no building (buildings: bldg_a, bldg_b)"]
+
+
+def test_a_host_in_two_buildings_is_named():
+    groups = dict(GROUPS, bldg_b=["h1", "h2"])
+    assert membership_errors(BUILDINGS, groups) == ["host h1 belongs to 2 buildings: bldg_a, bldg_b"]
+
+
+def test_building_of_and_its_failure():
+    assert building_of(["docker_hosts", "bldg_b"], BUILDINGS) == "bldg_b"
+    with pytest.raises(ValueError, match="exactly one building"):
+        building_of(["docker_hosts"], BUILDINGS)
+
+
+def test_address_must_lie_in_the_building_subnet():
+    assert address_error("h1", "10.10.0.5", BUILDINGS, ["bldg_a"]) is None
+    assert address_error("h1", "h1.example.net", BUILDINGS, ["bldg_a"]) is None
+    assert (
+        address_error("h1", "10.20.0.5", BUILDINGS, ["bldg_a"])
+        == "host h1: address 10.20.0.5 is outside its building bldg_a (10.10.0.0/24)"
+    )
+
+
+subnet_indexes = st.lists(st.integers(min_value=0, max_value=255), min_size=1, max_size=12, unique=True)
+
+
+@given(subnet_indexes)
+def test_disjoint_subnets_never_report_overlap(indexes):
+    buildings = {"b%d" % i: {"host_subnet": "10.%d.0.0/16" % i} for i in indexes}
+    assert building_errors(buildings) == []
+
+
+@given(subnet_indexes, st.data())
+def test_a_nested_subnet_is_always_reported(indexes, data):
+    outer = data.draw(st.sampled_from(indexes))
+    inner = ipaddress.ip_network("10.%d.0.0/16" % outer).subnets(new_prefix=24)
+    nested = str(list(inner)[data.draw(st.integers(min_value=0, max_value=255))])
+    buildings = {"b%03d" % i: {"host_subnet": "10.%d.0.0/16" % i} for i in indexes}
+    buildings["zz_nested"] = {"host_subnet": nested}
+    errors = building_errors(buildings)
+    assert errors == ["subnets overlap: berth_buildings.b%03d.host_subnet and berth_buildings.zz_nested.host_subnet" % outer]

@@ -1,0 +1,45 @@
+import ipaddress
+
+import pytest
+from ansible.module_utils.berth_lab import lab_inventory, lab_plan
+
+TOPOLOGY = {
+    "buildings": {
+        "bldg_a": {"index": 1, "hosts": {"a1": ["docker_hosts", "registry"], "a2": ["docker_hosts"]}},
+        "bldg_b": {"index": 2, "hosts": {"b1": ["docker_hosts"]}},
+    }
+}
+
+
+def test_buildings_get_disjoint_subnets_inside_the_campus():
+    plan = lab_plan(TOPOLOGY, "lab", "10.77.0.0/16")
+    assert plan["buildings"] == {
+        "bldg_a": {"host_subnet": "10.77.1.0/24", "container_subnet": "10.77.101.0/24"},
+        "bldg_b": {"host_subnet": "10.77.2.0/24", "container_subnet": "10.77.102.0/24"},
+    }
+    assert plan["dynamic_range"] == "10.77.0.0/24"
+    assert plan["gateway"] == "10.77.0.1"
+
+
+def test_every_host_has_a_unique_address_in_its_building():
+    plan = lab_plan(TOPOLOGY, "lab", "10.77.0.0/16")
+    addresses = [host["address"] for host in plan["hosts"]]
+    assert len(set(addresses)) == len(addresses) == 3
+    for host in plan["hosts"]:
+        assert ipaddress.ip_address(host["address"]) in ipaddress.ip_network(plan["buildings"][host["building"]]["host_subnet"])
+    assert plan["groups"]["registry"] == ["lab-a1"]
+    assert plan["groups"]["bldg_a"] == ["lab-a1", "lab-a2"]
+
+
+def test_inventory_puts_addresses_on_building_groups():
+    inventory = lab_inventory(lab_plan(TOPOLOGY, "lab", "10.77.0.0/16"), "/state")
+    children = inventory["all"]["children"]
+    assert children["bldg_b"]["hosts"] == {"lab-b1": {"ansible_host": "10.77.2.11"}}
+    assert children["docker_hosts"]["hosts"] == {"lab-a1": None, "lab-a2": None, "lab-b1": None}
+    assert inventory["all"]["vars"]["ansible_ssh_private_key_file"] == "/state/id_ed25519"
+
+
+@pytest.mark.parametrize("campus", ["10.77.0.0/24", "fd00::/64", "10.77.0.1/16"])
+def test_a_campus_that_cannot_hold_buildings_is_refused(campus):
+    with pytest.raises(ValueError):
+        lab_plan(TOPOLOGY, "lab", campus)
