@@ -12,7 +12,7 @@ _MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 if _MODULE_UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_MODULE_UTILS)
 
-from ansible.module_utils import berth_inventory, berth_lab  # noqa: E402
+from ansible.module_utils import berth_firewall, berth_inventory, berth_lab, berth_ports  # noqa: E402
 
 
 def _wrap(function):
@@ -49,4 +49,6 @@ class FilterModule:
             "berth_overlapping_networks": _wrap(overlapping_networks),
             "berth_lab_plan": _wrap(berth_lab.lab_plan),
             "berth_lab_inventory": _wrap(berth_lab.lab_inventory),
+            "berth_firewall_errors": _wrap(berth_firewall.spec_errors),
+            "berth_port_sets": _wrap(berth_ports.port_sets),
         }

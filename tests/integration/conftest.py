@@ -48,5 +48,6 @@ def lab():
     lab.first_converge = lab.playbook("playbooks/site.yml")
     assert lab.first_converge.returncode == 0, lab.first_converge.explain()
     yield lab
-    if not lab.torn_down:
+    # BERTH_KEEP_LAB=1 keeps the lab for the next run while developing.
+    if not lab.torn_down and not os.environ.get("BERTH_KEEP_LAB"):
         ansible_playbook("playbooks/lab-down.yml", env=env)

@@ -96,3 +96,23 @@ def lab_hosts(inventory):
         data = yaml.safe_load(stream)["all"]
     buildings = data["vars"]["berth_buildings"]
     return {host: spec["ansible_host"] for building in buildings for host, spec in data["children"][building]["hosts"].items()}
+
+
+def lab_exec(container, command, check=False, timeout=120):
+    """Run a shell command inside a lab host container."""
+    return subprocess.run(["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def can_connect(from_host, address, port, wait=2):
+    """Whether a TCP connection from one lab host to address:port succeeds."""
+    return lab_exec(from_host, "nc -z -w %d %s %d" % (wait, address, port)).returncode == 0
+
+
+def ensure_busybox_image(host, image="berth/busybox:lab"):
+    """A 1 MB image built inside a lab host from its own busybox binary."""
+    script = (
+        f"docker image inspect {image} >/dev/null 2>&1 || {{ d=$(mktemp -d); cp /bin/busybox $d/; "
+        f'tar -C $d -c . | docker import -c \'CMD ["/busybox", "sh"]\' - {image} >/dev/null; }}'
+    )
+    lab_exec(host, script, check=True)
+    return image

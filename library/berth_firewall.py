@@ -1,0 +1,324 @@
+#!/usr/bin/python
+"""Apply berth's firewall chains with a timed auto-revert, or confirm them."""
+
+DOCUMENTATION = r"""
+---
+module: berth_firewall
+short_description: berth's host firewall chains, applied with a timed auto-revert
+description:
+  - Renders BERTH-INPUT (host ports) and BERTH-DOCKER-USER (published container ports)
+    for IPv4 and IPv6 from the port matrix and the inventory's buildings, and loads them
+    with C(iptables-restore --noflush), so no other chain is touched.
+  - With I(confirm_timeout) above zero, an apply saves the rules it replaces and arms a
+    systemd timer that restores them unless I(action=confirm) arrives in time.
+  - Check mode reports whether the rules would change; diff shows the ruleset change.
+options:
+  action:
+    description: C(apply) the rules, or C(confirm) the last apply.
+    type: str
+    choices: [apply, confirm]
+    default: apply
+  port_sets:
+    description: Port sets opened on this host.
+    type: list
+    elements: str
+    default: []
+  allow:
+    description: Sources per port set, C({buildings: [...], cidrs: [...]}); C(own) and C(all) are building keywords.
+    type: dict
+    default: {}
+  default_sources:
+    description: Sources of port sets missing from I(allow).
+    type: dict
+    default: {buildings: [own]}
+  published_ports:
+    description: Published container ports with their sources, as C({proto, ports}) or C({port_set}), each with optional C(sources).
+    type: list
+    elements: dict
+    default: []
+  published_default_sources:
+    description: Sources of published ports that are not declared.
+    type: dict
+    default: {buildings: [own]}
+  control_hosts:
+    description: CIDRs that may always reach SSH.
+    type: list
+    elements: str
+    default: []
+  detect_control_host:
+    description: Also allow SSH from the address this module was reached from.
+    type: bool
+    default: true
+  icmp:
+    description: Who may send ICMP (IPv6 neighbour discovery is always allowed).
+    type: str
+    choices: [any, buildings, none]
+    default: any
+  trust_docker_bridges:
+    description: Accept traffic entering from local Docker bridges.
+    type: bool
+    default: true
+  params:
+    description: Port matrix parameters (C(registry_port), C(harbor_extra_ports)).
+    type: dict
+    default: {}
+  custom_port_sets:
+    description: Extra port sets, name to a list of C({proto, ports}).
+    type: dict
+    default: {}
+  buildings:
+    description: The inventory's C(berth_buildings). Required to apply.
+    type: dict
+  building:
+    description: This host's building. Required to apply.
+    type: str
+  confirm_timeout:
+    description: Seconds to wait for I(action=confirm) before reverting; 0 applies without a revert timer.
+    type: int
+    default: 60
+  expect_digests:
+    description: With I(action=confirm), the digests returned by the apply; a confirm after a revert fails.
+    type: dict
+  state_dir:
+    description: Where persisted, pending and rollback payloads are kept.
+    type: path
+    default: /etc/berth/firewall
+  loader:
+    description: The script that loads payloads (installed by the firewall role).
+    type: path
+    default: /usr/local/sbin/berth-firewall
+"""
+
+RETURN = r"""
+digests:
+  description: Digest of the IPv4 and IPv6 payloads.
+  returned: always
+  type: dict
+rules:
+  description: The rules of each family, one line each.
+  returned: action=apply
+  type: dict
+control_host:
+  description: The address the module was reached from, when detected.
+  returned: action=apply
+  type: str
+revert_in:
+  description: Seconds until the rules revert unless confirmed (0 when no timer was armed).
+  returned: action=apply
+  type: int
+drift:
+  description: The live chains differed from the persisted rules.
+  returned: action=apply
+  type: bool
+"""
+
+import ipaddress
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.berth_firewall import (
+    DOCKER_CHAIN,
+    FAMILIES,
+    INPUT_CHAIN,
+    live_digest,
+    permissive_payload,
+    plan,
+    rule_count,
+    spec_errors,
+)
+
+SPEC_KEYS = (
+    "port_sets",
+    "allow",
+    "default_sources",
+    "published_ports",
+    "published_default_sources",
+    "control_hosts",
+    "icmp",
+    "trust_docker_bridges",
+    "params",
+    "custom_port_sets",
+    "buildings",
+    "building",
+)
+TOOLS = {"v4": "iptables", "v6": "ip6tables"}
+REVERT_UNIT = "berth-firewall-revert"
+
+
+def listing(module, family, chain):
+    rc, out, _ = module.run_command([TOOLS[family], "-w", "-S", chain])
+    return out if rc == 0 else ""
+
+
+def in_sync(module, family, payload):
+    own = listing(module, family, INPUT_CHAIN)
+    docker = listing(module, family, DOCKER_CHAIN)
+    builtin_input = listing(module, family, "INPUT")
+    docker_user = listing(module, family, "DOCKER-USER")
+    forward = listing(module, family, "FORWARD")
+    return (
+        live_digest(own) == payload["digest"]
+        and rule_count(own, INPUT_CHAIN) == payload["counts"][INPUT_CHAIN]
+        and rule_count(docker, DOCKER_CHAIN) == payload["counts"][DOCKER_CHAIN]
+        and "-P INPUT DROP" in builtin_input
+        and "-A INPUT -j %s" % INPUT_CHAIN in builtin_input
+        and "-A DOCKER-USER -j %s" % DOCKER_CHAIN in docker_user
+        and "-A FORWARD -j DOCKER-USER" in forward
+    )
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return None
+
+
+def write(path, text):
+    tmp = path + ".tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as stream:
+        stream.write(text)
+    os.replace(tmp, path)
+
+
+def both(texts):
+    return "".join("# %s\n%s" % (family, texts[family] or "") for family in FAMILIES)
+
+
+def detect_control_host():
+    client = (os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT") or "").split()
+    if not client:
+        return None
+    address = ipaddress.ip_address(client[0].split("%")[0])
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return str(ipaddress.ip_network(address))
+
+
+def disarm(module):
+    module.run_command(["systemctl", "stop", REVERT_UNIT + ".timer", REVERT_UNIT + ".service"])
+    module.run_command(["systemctl", "reset-failed", REVERT_UNIT + ".timer", REVERT_UNIT + ".service"])
+
+
+def apply(module, spec):
+    state_dir = module.params["state_dir"]
+    control_host = detect_control_host() if module.params["detect_control_host"] else None
+    if control_host:
+        spec["control_hosts"] = [*spec["control_hosts"], control_host]
+    payloads = plan(spec)
+    persisted = {family: read(os.path.join(state_dir, "rules.%s" % family)) for family in FAMILIES}
+    live_ok = {family: in_sync(module, family, payloads[family]) for family in FAMILIES}
+    files_ok = all(persisted[family] == payloads[family]["text"] for family in FAMILIES)
+    result = {
+        "changed": not (files_ok and all(live_ok.values())),
+        "digests": {family: payloads[family]["digest"] for family in FAMILIES},
+        "rules": {family: payloads[family]["text"].splitlines() for family in FAMILIES},
+        "control_host": control_host,
+        "drift": files_ok and not all(live_ok.values()),
+        "revert_in": 0,
+    }
+    if module._diff:
+        before = both(persisted)
+        if result["drift"]:
+            before += "# the live chains differ from these persisted rules\n"
+        result["diff"] = {
+            "before": before,
+            "after": both({family: payloads[family]["text"] for family in FAMILIES}),
+            "before_header": os.path.join(state_dir, "rules.*"),
+            "after_header": "planned rules",
+        }
+    if not result["changed"] or module.check_mode:
+        return result
+
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    for family in FAMILIES:
+        write(os.path.join(state_dir, "rollback.%s" % family), persisted[family] or permissive_payload()["text"])
+        write(os.path.join(state_dir, "pending.%s" % family), payloads[family]["text"])
+    timeout = module.params["confirm_timeout"]
+    disarm(module)
+    if timeout > 0:
+        module.run_command(
+            [
+                "systemd-run",
+                "--unit=%s" % REVERT_UNIT,
+                "--on-active=%ds" % timeout,
+                "--timer-property=AccuracySec=1s",
+                module.params["loader"],
+                "revert",
+            ],
+            check_rc=True,
+        )
+        result["revert_in"] = timeout
+    rc, _, err = module.run_command([module.params["loader"], "load-pending"])
+    if rc != 0:
+        disarm(module)
+        module.run_command([module.params["loader"], "revert"])
+        module.fail_json(msg="loading the new rules failed, previous rules restored: %s" % err.strip(), **result)
+    if timeout == 0:
+        promote(state_dir)
+    return result
+
+
+def promote(state_dir):
+    for family in FAMILIES:
+        os.replace(os.path.join(state_dir, "pending.%s" % family), os.path.join(state_dir, "rules.%s" % family))
+
+
+def confirm(module):
+    state_dir = module.params["state_dir"]
+    pending = {family: read(os.path.join(state_dir, "pending.%s" % family)) for family in FAMILIES}
+    expected = module.params["expect_digests"] or {}
+    if not all(pending.values()):
+        live = {family: live_digest(listing(module, family, INPUT_CHAIN)) for family in FAMILIES}
+        if expected and any(live.get(family) != digest for family, digest in expected.items()):
+            module.fail_json(msg="the rules were reverted before they were confirmed", digests=live)
+        return {"changed": False, "digests": live}
+    if module.check_mode:
+        return {"changed": True, "digests": expected}
+    disarm(module)
+    promote(state_dir)
+    return {"changed": True, "digests": expected}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "action": {"type": "str", "choices": ["apply", "confirm"], "default": "apply"},
+            "port_sets": {"type": "list", "elements": "str", "default": []},
+            "allow": {"type": "dict", "default": {}},
+            "default_sources": {"type": "dict", "default": {"buildings": ["own"]}},
+            "published_ports": {"type": "list", "elements": "dict", "default": []},
+            "published_default_sources": {"type": "dict", "default": {"buildings": ["own"]}},
+            "control_hosts": {"type": "list", "elements": "str", "default": []},
+            "detect_control_host": {"type": "bool", "default": True},
+            "icmp": {"type": "str", "choices": ["any", "buildings", "none"], "default": "any"},
+            "trust_docker_bridges": {"type": "bool", "default": True},
+            "params": {"type": "dict", "default": {}},
+            "custom_port_sets": {"type": "dict", "default": {}},
+            "buildings": {"type": "dict"},
+            "building": {"type": "str"},
+            "confirm_timeout": {"type": "int", "default": 60},
+            "expect_digests": {"type": "dict"},
+            "state_dir": {"type": "path", "default": "/etc/berth/firewall"},
+            "loader": {"type": "path", "default": "/usr/local/sbin/berth-firewall"},
+        },
+        required_if=[("action", "apply", ["buildings", "building"])],
+        supports_check_mode=True,
+    )
+    if module.params["action"] == "confirm":
+        module.exit_json(**confirm(module))
+    spec = {key: module.params[key] for key in SPEC_KEYS}
+    errors = spec_errors(spec)
+    if module.params["confirm_timeout"] < 0:
+        errors.append("confirm_timeout must not be negative")
+    if errors:
+        module.fail_json(msg="; ".join(errors), errors=errors)
+    for tool in TOOLS.values():
+        if not module.get_bin_path(tool):
+            module.fail_json(msg="%s is not installed" % tool)
+    module.exit_json(**apply(module, spec))
+
+
+if __name__ == "__main__":
+    main()

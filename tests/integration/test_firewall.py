@@ -1,0 +1,206 @@
+"""The firewall role with real packets between lab hosts in different
+buildings: host ports, published container ports, Docker restarts, a
+simulated reboot, the timed auto-revert, check mode and bad input."""
+
+import json
+import time
+
+import pytest
+from labtools import can_connect, docker, ensure_busybox_image, lab_exec
+
+WEB_PORT = 80
+PUBLISHED_PORT = 8080
+LAB_ALLOW = {"ssh": {"buildings": ["all"]}, "registry": {"buildings": ["all"]}}
+
+
+@pytest.fixture(scope="module")
+def hosts(lab):
+    names = sorted(lab.hosts)
+    a1, a2, b1 = (next(n for n in names if n.endswith(suffix)) for suffix in ("-a1", "-a2", "-b1"))
+    return {"target": a1, "same": a2, "other": b1, "address": lab.hosts[a1], "lab": lab}
+
+
+@pytest.fixture(scope="module")
+def services(hosts):
+    """A web server on the target host itself and one in a container publishing a port."""
+    target = hosts["target"]
+    image = ensure_busybox_image(target)
+    lab_exec(
+        target,
+        "mkdir -p /srv/www && echo host > /srv/www/index.html && systemctl stop test-web 2>/dev/null; "
+        "systemd-run --unit test-web busybox httpd -f -p %d -h /srv/www" % WEB_PORT,
+    )
+    lab_exec(
+        target,
+        "docker rm -f published >/dev/null 2>&1; docker run -d --name published --restart unless-stopped -p %d:80 %s "
+        "/busybox sh -c 'mkdir -p /www && echo container > /www/index.html && /busybox httpd -f -p 80 -h /www'" % (PUBLISHED_PORT, image),
+        check=True,
+    )
+    yield
+    lab_exec(target, "docker rm -f published; systemctl stop test-web")
+
+
+def firewall(lab, *args):
+    return lab.playbook("playbooks/site.yml", "--tags", "firewall", *args)
+
+
+def reachability(hosts):
+    address = hosts["address"]
+    return {
+        "web from own building": can_connect(hosts["same"], address, WEB_PORT),
+        "web from other building": can_connect(hosts["other"], address, WEB_PORT),
+        "published from own building": can_connect(hosts["same"], address, PUBLISHED_PORT),
+        "published from other building": can_connect(hosts["other"], address, PUBLISHED_PORT),
+    }
+
+
+DEFAULT_REACH = {
+    "web from own building": True,
+    "web from other building": False,
+    "published from own building": True,
+    "published from other building": False,
+}
+
+
+def test_default_sources_are_the_hosts_own_building(hosts, services):
+    assert reachability(hosts) == DEFAULT_REACH
+
+
+def test_declared_sources_open_a_port_to_another_building(hosts, services):
+    lab = hosts["lab"]
+    opened = {
+        "firewall_allow": dict(LAB_ALLOW, web={"buildings": ["own", "bldg_b"]}),
+        "firewall_published_ports": [{"proto": "tcp", "ports": str(PUBLISHED_PORT), "sources": {"buildings": ["own", "bldg_b"]}}],
+    }
+    run = firewall(lab, "--limit", hosts["target"], "-e", json.dumps(opened))
+    assert run.returncode == 0, run.explain()
+    assert all(reachability(hosts).values())
+    back = firewall(lab, "--limit", hosts["target"])
+    assert back.returncode == 0, back.explain()
+    assert reachability(hosts) == DEFAULT_REACH
+
+
+def test_a_declared_published_port_closes_to_the_own_building_when_not_listed(hosts, services):
+    lab = hosts["lab"]
+    only_b = {"firewall_published_ports": [{"proto": "tcp", "ports": str(PUBLISHED_PORT), "sources": {"buildings": ["bldg_b"]}}]}
+    run = firewall(lab, "--limit", hosts["target"], "-e", json.dumps(only_b))
+    assert run.returncode == 0, run.explain()
+    reach = reachability(hosts)
+    assert reach["published from other building"] and not reach["published from own building"]
+    assert firewall(lab, "--limit", hosts["target"]).returncode == 0
+    assert reachability(hosts) == DEFAULT_REACH
+
+
+def container_reaches_outside(hosts):
+    """A container on the target reaches another host through NAT."""
+    image = ensure_busybox_image(hosts["target"])
+    peer = hosts["lab"].hosts[hosts["same"]]
+    result = lab_exec(hosts["target"], "docker run --rm %s /busybox nc -w 3 %s 22 </dev/null" % (image, peer))
+    return result.stdout.startswith("SSH-")
+
+
+REBOOT = "reboot"
+
+
+def reboot(lab, host):
+    """A real reboot of a lab host: a fresh network namespace (empty tables)
+    and a fresh systemd boot, with units starting in their own order."""
+    docker("restart", "-t", "5", host)
+    deadline = time.monotonic() + 90
+    while lab_exec(host, "systemctl is-system-running").stdout.strip() not in ("running", "degraded"):
+        assert time.monotonic() < deadline, "%s did not boot" % host
+        time.sleep(1)
+
+
+@pytest.mark.parametrize(
+    "disruption",
+    [
+        "systemctl restart docker",
+        "systemctl reload berth-firewall",
+        "systemctl restart berth-firewall && systemctl restart docker",
+        "systemctl restart docker && systemctl restart berth-firewall",
+        REBOOT,
+    ],
+    ids=["docker-restart", "firewall-reload", "firewall-then-docker", "docker-then-firewall", "reboot"],
+)
+def test_rules_survive(hosts, services, disruption):
+    if disruption == REBOOT:
+        reboot(hosts["lab"], hosts["target"])
+    else:
+        result = lab_exec(hosts["target"], disruption)
+        assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 60
+    while lab_exec(hosts["target"], "docker inspect -f '{{.State.Running}}' published").stdout.strip() != "true":
+        assert time.monotonic() < deadline, "the published container did not come back"
+        time.sleep(1)
+    if disruption == REBOOT:
+        lab_exec(hosts["target"], "systemd-run --unit test-web busybox httpd -f -p %d -h /srv/www" % WEB_PORT, check=True)
+    assert reachability(hosts) == DEFAULT_REACH
+    assert container_reaches_outside(hosts)
+
+
+def test_the_unit_orders_itself_before_docker(hosts):
+    result = lab_exec(hosts["target"], "systemctl show -p Before berth-firewall.service")
+    assert "docker.service" in result.stdout
+
+
+def live_digest(host):
+    out = lab_exec(host, "iptables -S BERTH-INPUT").stdout
+    return next(line for line in out.splitlines() if "berth-ruleset:" in line)
+
+
+def test_a_ruleset_that_cuts_ssh_is_reverted_in_time(hosts):
+    lab, host = hosts["lab"], hosts["same"]
+    before = live_digest(host)
+    lockout = {
+        "firewall_detect_control_host": False,
+        "firewall_control_hosts": ["192.0.2.1/32"],
+        "firewall_allow": dict(LAB_ALLOW, ssh={"buildings": ["bldg_c"]}),
+        "firewall_confirm_timeout": 15,
+    }
+    start = time.monotonic()
+    run = firewall(lab, "--limit", host, "-e", json.dumps(lockout))
+    elapsed = time.monotonic() - start
+    assert run.returncode != 0
+    assert "were reverted after 15 s" in run.output, run.explain()
+    assert elapsed < 120
+    assert live_digest(host) == before
+    again = firewall(lab, "--limit", host)
+    assert again.returncode == 0, again.explain()
+    assert again.total_changed() == 0, again.explain()
+
+
+def test_check_mode_shows_the_ruleset_change_without_applying_it(hosts):
+    lab, host = hosts["lab"], hosts["target"]
+    before = lab_exec(host, "iptables -S BERTH-INPUT").stdout
+    opened = {"firewall_allow": dict(LAB_ALLOW, web={"buildings": ["own", "bldg_b"]})}
+    run = firewall(lab, "--limit", host, "--check", "--diff", "-e", json.dumps(opened))
+    assert run.returncode == 0, run.explain()
+    other = lab.hosts[hosts["other"]].rsplit(".", 1)[0] + ".0/24"
+    assert '+-A BERTH-INPUT -s %s -p tcp -m multiport --dports 80,443 -m comment --comment "web" -j ACCEPT' % other in run.output
+    assert run.changed()[host] == 1
+    assert lab_exec(host, "iptables -S BERTH-INPUT").stdout == before
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"firewall_extra_port_sets": ["rke3_server"]}, "firewall_port_sets[1]: unknown port set 'rke3_server'"),
+        ({"firewall_allow": {"ssh": {"cidrs": ["10.0.0.300/24"]}}}, "firewall_allow.ssh.cidrs[0]: '10.0.0.300/24' is not a CIDR"),
+        (
+            {"firewall_published_ports": [{"proto": "tcp", "ports": "70000"}]},
+            "firewall_published_ports[0].ports: port 70000 is outside 1-65535",
+        ),
+        ({"firewall_published_ports": [{"proto": "sctp", "ports": "8080"}]}, "firewall_published_ports[0].proto: unknown protocol 'sctp'"),
+        ({"firewall_allow": {"ssh": {"buildings": ["bldg_z"]}}}, "firewall_allow.ssh.buildings[0]: unknown building 'bldg_z'"),
+    ],
+    ids=["unknown-port-set", "bad-cidr", "port-out-of-range", "unknown-protocol", "unknown-building"],
+)
+def test_bad_input_fails_before_any_change_naming_the_field(hosts, override, message):
+    lab = hosts["lab"]
+    before = {host: live_digest(host) for host in lab.hosts}
+    run = lab.playbook("playbooks/site.yml", "-e", json.dumps(override))
+    assert run.returncode != 0
+    assert message in run.output, run.explain()
+    assert run.total_changed() == 0, run.explain()
+    assert {host: live_digest(host) for host in lab.hosts} == before
