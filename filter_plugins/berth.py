@@ -27,8 +27,9 @@ def _wrap(function):
 
 
 def building_attr(buildings, group_names, key, default=None):
-    """A setting of the host's building, e.g. its registry mirrors."""
-    if not buildings:
+    """A setting of the host's building, e.g. its registry mirrors. Hosts
+    outside the inventory's buildings (the control host) get the default."""
+    if not buildings or not set(group_names) & set(buildings):
         return default
     return buildings[berth_inventory.building_of(group_names, buildings)].get(key, default)
 

@@ -8,6 +8,8 @@ lab) reads it through these functions.
 import ipaddress
 import re
 
+from ansible.module_utils.berth_images import registry_error
+
 SUBNET_KEYS = ("host_subnet", "container_subnet")
 REQUIRED_KEYS = ("host_subnet",)
 STRING_LIST_KEYS = ("registry_mirrors", "insecure_registries")
@@ -39,6 +41,10 @@ def _building_field_errors(name, spec):
                 parse_network(spec[key], "berth_buildings.%s.%s" % (name, key))
             except ValueError as exc:
                 errors.append(str(exc))
+    if "registry" in spec:
+        error = registry_error(spec["registry"])
+        if error:
+            errors.append("berth_buildings.%s.registry: %s" % (name, error))
     for key in STRING_LIST_KEYS:
         value = spec.get(key, [])
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):

@@ -43,6 +43,13 @@ def lab_plan(topology, name, campus):
             hosts.append(host)
             for group in [building] + host["groups"]:
                 groups.setdefault(group, []).append(host["name"])
+    registry = topology.get("registry")
+    if registry:
+        address = next((h["address"] for h in hosts if h["name"] == "%s-%s" % (name, registry["host"])), None)
+        if address is None:
+            raise ValueError("lab registry host %r is not a lab host" % registry["host"])
+        for spec in buildings.values():
+            spec.setdefault("registry", "%s:%d" % (address, int(registry.get("port", 5000))))
     errors = building_errors(buildings)
     if errors:
         raise ValueError("; ".join(errors))
@@ -77,6 +84,7 @@ def lab_inventory(plan, state_dir):
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": "%s/id_ed25519" % state_dir,
                 "ansible_ssh_common_args": "-o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes" % state_dir,
+                "pki_dir": "%s/pki" % state_dir,
             },
             "children": children,
         }

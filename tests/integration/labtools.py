@@ -116,3 +116,22 @@ def ensure_busybox_image(host, image="berth/busybox:lab"):
     )
     lab_exec(host, script, check=True)
     return image
+
+
+def task_results(output, task_name):
+    """Results of a task as printed with -v (YAML callback format), per host."""
+    results = {}
+    for section in output.split("TASK [%s]" % task_name)[1:]:
+        section = section.split("\nTASK [", 1)[0].split("\nPLAY RECAP", 1)[0]
+        lines = section.splitlines()
+        for index, line in enumerate(lines):
+            match = re.match(r"^(?:ok|changed|failed|fatal): \[([^\]]+)\].*=>\s*$", line)
+            if not match:
+                continue
+            block = []
+            for follower in lines[index + 1 :]:
+                if follower and not follower.startswith("    "):
+                    break
+                block.append(follower[4:])
+            results[match.group(1).split(" ->")[0]] = yaml.safe_load("\n".join(block)) or {}
+    return results

@@ -1,0 +1,210 @@
+"""A small client for the Docker Registry HTTP API v2 (CNCF Distribution, and
+the registry inside Harbor): catalog, tags, manifests, configs, deletes.
+Basic and bearer-token authentication, the CA from Docker's certs.d."""
+
+import base64
+import json
+import os
+import re
+
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.six.moves.urllib.parse import urlencode, urljoin
+from ansible.module_utils.urls import open_url
+
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
+CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+class RegistryError(Exception):
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+def docker_credentials(registry, config_path=None):
+    """(user, password) that `docker login` stored for `registry`, or (None, None)."""
+    path = config_path or os.path.expanduser("~/.docker/config.json")
+    try:
+        with open(path, encoding="utf-8") as stream:
+            auths = json.load(stream).get("auths", {})
+    except (OSError, ValueError):
+        return None, None
+    for key in (registry, "https://" + registry, "http://" + registry):
+        encoded = auths.get(key, {}).get("auth")
+        if encoded:
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+            return user, password
+    return None, None
+
+
+def docker_ca_path(registry):
+    """The CA Docker itself trusts for `registry`, when there is one."""
+    path = "/etc/docker/certs.d/%s/ca.crt" % registry
+    return path if os.path.exists(path) else None
+
+
+class RegistryClient:
+    def __init__(self, registry, scheme="https", ca_path=None, username=None, password=None, timeout=30, validate_certs=True):
+        self.registry = registry
+        self.base = "%s://%s" % (scheme, registry)
+        self.ca_path = ca_path
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.validate_certs = validate_certs
+        self._tokens = {}
+        self._basic = False
+
+    # -- transport ---------------------------------------------------------
+    def _auth_header(self, scope):
+        if scope in self._tokens:
+            return {"Authorization": "Bearer %s" % self._tokens[scope]}
+        if self._basic and self.username is not None:
+            raw = ("%s:%s" % (self.username, self.password or "")).encode()
+            return {"Authorization": "Basic %s" % base64.b64encode(raw).decode()}
+        return {}
+
+    def _open(self, method, url, headers=None, data=None, follow="safe"):
+        try:
+            response = open_url(
+                url,
+                method=method,
+                headers=headers or {},
+                data=data,
+                timeout=self.timeout,
+                ca_path=self.ca_path,
+                validate_certs=self.validate_certs,
+                follow_redirects=follow,
+            )
+            return response.getcode(), dict(response.headers), response.read()
+        except HTTPError as exc:
+            return exc.code, dict(exc.headers or {}), exc.read() if hasattr(exc, "read") else b""
+        except (URLError, OSError, ValueError) as exc:
+            raise RegistryError("registry %s is unreachable: %s" % (self.registry, getattr(exc, "reason", exc))) from None
+
+    def _authenticate(self, challenge, scope):
+        kind = challenge.split(" ", 1)[0].lower()
+        if kind == "basic":
+            if self.username is None:
+                raise RegistryError("registry %s requires credentials" % self.registry, 401)
+            self._basic = True
+            return
+        params = dict(CHALLENGE.findall(challenge))
+        query = {"service": params.get("service", "")}
+        if scope:
+            query["scope"] = scope
+        headers = {}
+        if self.username is not None:
+            raw = ("%s:%s" % (self.username, self.password or "")).encode()
+            headers["Authorization"] = "Basic %s" % base64.b64encode(raw).decode()
+        status, _, body = self._open("GET", params["realm"] + "?" + urlencode(query), headers)
+        if status != 200:
+            raise RegistryError("registry %s refused a token for %s (HTTP %s)" % (self.registry, scope or "the API", status), status)
+        payload = json.loads(body)
+        self._tokens[scope] = payload.get("token") or payload.get("access_token")
+
+    def request(self, method, path, headers=None, scope=None, data=None, follow="safe"):
+        url = path if path.startswith("http") else self.base + path
+        for _attempt in range(2):
+            all_headers = dict(headers or {}, **self._auth_header(scope))
+            status, response_headers, body = self._open(method, url, all_headers, data, follow)
+            challenge = {k.lower(): v for k, v in response_headers.items()}.get("www-authenticate")
+            if status != 401 or not challenge or all_headers.get("Authorization"):
+                return status, {k.lower(): v for k, v in response_headers.items()}, body
+            self._authenticate(challenge, scope)
+        raise RegistryError("registry %s: authentication failed for %s" % (self.registry, path), 401)
+
+    def _json(self, method, path, scope=None, expect=(200,)):
+        status, headers, body = self.request(method, path, {"Accept": "application/json"}, scope)
+        if status not in expect:
+            raise RegistryError("registry %s: %s %s answered HTTP %s" % (self.registry, method, path, status), status)
+        return headers, json.loads(body or b"{}")
+
+    def _paginated(self, path, key, scope):
+        items, url = [], path
+        while url:
+            headers, payload = self._json("GET", url, scope)
+            items.extend(payload.get(key) or [])
+            link = NEXT_LINK.search(headers.get("link", ""))
+            url = urljoin(self.base + "/", link.group(1)) if link else None
+        return items
+
+    # -- API ---------------------------------------------------------------
+    def ping(self):
+        """Raise unless the registry answers the v2 API (with our credentials)."""
+        status, _, _ = self.request("GET", "/v2/")
+        if status != 200:
+            raise RegistryError("registry %s: /v2/ answered HTTP %s" % (self.registry, status), status)
+
+    def catalog(self):
+        return sorted(self._paginated("/v2/_catalog?n=1000", "repositories", "registry:catalog:*"))
+
+    def tags(self, repository):
+        try:
+            return sorted(self._paginated("/v2/%s/tags/list?n=1000" % repository, "tags", "repository:%s:pull" % repository))
+        except RegistryError as exc:
+            if exc.status == 404:
+                return []
+            raise
+
+    def manifest(self, repository, reference):
+        """(digest, media type, parsed manifest) or None when it does not exist."""
+        headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+        status, response_headers, body = self.request(
+            "GET", "/v2/%s/manifests/%s" % (repository, reference), headers, "repository:%s:pull" % repository
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            raise RegistryError("registry %s: manifest %s:%s answered HTTP %s" % (self.registry, repository, reference, status), status)
+        document = json.loads(body)
+        media_type = response_headers.get("content-type", document.get("mediaType", "")).split(";")[0]
+        return response_headers.get("docker-content-digest"), media_type, document
+
+    def manifest_digest(self, repository, reference):
+        headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+        status, response_headers, _ = self.request(
+            "HEAD", "/v2/%s/manifests/%s" % (repository, reference), headers, "repository:%s:pull" % repository
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            raise RegistryError("registry %s: manifest %s:%s answered HTTP %s" % (self.registry, repository, reference, status), status)
+        return response_headers.get("docker-content-digest")
+
+    def image_config(self, repository, reference):
+        """The image config (labels, created, ...) behind a tag or digest."""
+        found = self.manifest(repository, reference)
+        if not found:
+            return None
+        _, media_type, document = found
+        if media_type in INDEX_TYPES:
+            entries = document.get("manifests") or []
+            chosen = next((m for m in entries if m.get("platform", {}).get("architecture") == "amd64"), entries[0] if entries else None)
+            if not chosen:
+                return None
+            return self.image_config(repository, chosen["digest"])
+        digest = document["config"]["digest"]
+        status, _, body = self.request(
+            "GET", "/v2/%s/blobs/%s" % (repository, digest), None, "repository:%s:pull" % repository, follow="all"
+        )
+        if status != 200:
+            raise RegistryError("registry %s: config blob %s answered HTTP %s" % (self.registry, digest, status), status)
+        return json.loads(body)
+
+    def delete_manifest(self, repository, digest):
+        status, _, body = self.request("DELETE", "/v2/%s/manifests/%s" % (repository, digest), None, "repository:%s:delete" % repository)
+        if status == 405:
+            raise RegistryError("registry %s does not allow deletes (storage.delete.enabled is off)" % self.registry, status)
+        if status not in (202, 200, 404):
+            raise RegistryError(
+                "registry %s: delete %s@%s answered HTTP %s: %s" % (self.registry, repository, digest, status, body[:200]), status
+            )
+        return status != 404
