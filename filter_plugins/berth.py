@@ -12,7 +12,7 @@ _MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 if _MODULE_UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_MODULE_UTILS)
 
-from ansible.module_utils import berth_firewall, berth_inventory, berth_lab, berth_ports  # noqa: E402
+from ansible.module_utils import berth_cleanup, berth_firewall, berth_inventory, berth_lab, berth_ports  # noqa: E402
 
 
 def _wrap(function):
@@ -40,6 +40,20 @@ def overlapping_networks(cidrs, buildings):
     return ["%s overlaps %s" % pair for pair in berth_inventory.overlaps(mine, berth_inventory.building_networks(buildings or {}))]
 
 
+def cleanup_report(docker_hosts, hostvars, registry_hosts, dry_run, finished):
+    """Gather the cleanup results registered on every host into one report."""
+    results, registries, missing = {}, {}, []
+    for host in docker_hosts:
+        facts = hostvars[host]
+        if "image_cleanup_in_use" not in facts:
+            missing.append(host)
+        results[host] = facts.get("image_cleanup_host_result")
+    for host in registry_hosts:
+        registries[host] = hostvars[host].get("image_cleanup_registry_result")
+    harbor = (hostvars["localhost"].get("image_cleanup_harbor_result") or {}).get("results") or [] if "localhost" in hostvars else []
+    return berth_cleanup.cleanup_report(docker_hosts, results, registries, harbor, missing, dry_run, finished)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -52,4 +66,6 @@ class FilterModule:
             "berth_lab_inventory": _wrap(berth_lab.lab_inventory),
             "berth_firewall_errors": _wrap(berth_firewall.spec_errors),
             "berth_port_sets": _wrap(berth_ports.port_sets),
+            "berth_cleanup_report": _wrap(cleanup_report),
+            "berth_cleanup_summary": _wrap(berth_cleanup.cleanup_summary),
         }

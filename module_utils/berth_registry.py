@@ -208,3 +208,60 @@ class RegistryClient:
                 "registry %s: delete %s@%s answered HTTP %s: %s" % (self.registry, repository, digest, status, body[:200]), status
             )
         return status != 404
+
+
+class StorageReader:
+    """Reads a Distribution registry's filesystem storage directly: on the
+    registry host, listing thousands of tags costs file reads, not requests.
+    Deletes still go through the API."""
+
+    def __init__(self, root):
+        self.base = os.path.join(root, "docker", "registry", "v2")
+
+    def available(self):
+        return os.path.isdir(os.path.join(self.base, "repositories"))
+
+    def repositories(self):
+        top = os.path.join(self.base, "repositories")
+        found = []
+        for directory, dirs, _ in os.walk(top):
+            if "_manifests" in dirs:
+                found.append(os.path.relpath(directory, top))
+            dirs[:] = [d for d in dirs if not d.startswith("_")]
+        return sorted(found)
+
+    def tags(self, repository):
+        """{tag: (digest, push time)} from the tags' current links."""
+        tags_dir = os.path.join(self.base, "repositories", repository, "_manifests", "tags")
+        found = {}
+        for tag in os.listdir(tags_dir) if os.path.isdir(tags_dir) else []:
+            link = os.path.join(tags_dir, tag, "current", "link")
+            try:
+                with open(link, encoding="utf-8") as stream:
+                    found[tag] = (stream.read().strip(), os.stat(link).st_mtime)
+            except OSError:
+                continue
+        return found
+
+    def blob(self, digest):
+        algorithm, _, hexdigest = digest.partition(":")
+        path = os.path.join(self.base, "blobs", algorithm, hexdigest[:2], hexdigest, "data")
+        with open(path, "rb") as stream:
+            return stream.read()
+
+    def manifest(self, digest):
+        try:
+            return json.loads(self.blob(digest))
+        except (OSError, ValueError):
+            return None
+
+    def image_config(self, digest):
+        document = self.manifest(digest) or {}
+        entries = document.get("manifests")
+        if entries:
+            chosen = next((m for m in entries if m.get("platform", {}).get("architecture") == "amd64"), entries[0])
+            return self.image_config(chosen["digest"])
+        try:
+            return json.loads(self.blob(document["config"]["digest"]))
+        except (KeyError, OSError, ValueError):
+            return None

@@ -2,11 +2,17 @@
 """Prints what `make lab` built: hosts, buildings, addresses, what converged."""
 
 import argparse
+import json
+import os
 import re
 import subprocess
 import sys
 
+import ansible.module_utils
 import yaml
+
+ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
+from ansible.module_utils.berth_cleanup import cleanup_summary  # noqa: E402
 
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)"
@@ -41,6 +47,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--inventory", required=True)
     parser.add_argument("--log", required=True)
+    parser.add_argument("--cleanup-report", help="JSON report of an image-cleanup dry run")
     args = parser.parse_args()
 
     with open(args.inventory, encoding="utf-8") as stream:
@@ -81,6 +88,11 @@ def main():
         "Reach a host:  ssh -i %s %s root@%s"
         % (ssh_vars["ansible_ssh_private_key_file"], ssh_vars["ansible_ssh_common_args"].split(" -o StrictHostKeyChecking")[0], rows[0][2])
     )
+    if args.cleanup_report and os.path.exists(args.cleanup_report):
+        with open(args.cleanup_report, encoding="utf-8") as stream:
+            print()
+            print("\n".join(cleanup_summary(json.load(stream))))
+        print()
     print("Re-converge:   ansible-playbook -i %s playbooks/site.yml" % args.inventory)
     print("Tear down:     make lab-down")
     failed = any(stats.get("failed") or stats.get("unreachable") for stats in recap.values())

@@ -4,9 +4,11 @@ one run on this machine. Absolute times on shared 2-core machines are noisy;
 the ratios are what to compare."""
 
 import argparse
+import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -14,7 +16,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 
-from labtools import ROOT, ansible_playbook, lab_hosts, task_results  # noqa: E402
+import ansible.module_utils  # noqa: E402
+from labtools import ROOT, ansible_playbook, lab_exec, lab_hosts, populate_images, registry_tags, seed_registry, task_results  # noqa: E402
+
+ansible.module_utils.__path__.append(os.path.join(ROOT, "module_utils"))
+from ansible.module_utils.berth_retention import Candidate, plan  # noqa: E402
 
 BENCH_LAB = {"BERTH_LAB_NAME": "berth-bench", "BERTH_LAB_CAMPUS": "10.79.0.0/16"}
 
@@ -103,7 +109,101 @@ def bench_build(lab):
     ]
 
 
-BENCHES = {"lab": bench_lab, "build": bench_build}
+NAIVE_DELETE_LOOP = r"""
+import json, sys, time
+import requests
+registry, repository, tags = sys.argv[1], sys.argv[2], json.load(sys.stdin)
+session = requests.Session()
+session.verify = "/etc/docker/certs.d/%s/ca.crt" % registry
+accept = "application/vnd.docker.distribution.manifest.v2+json"
+started = time.monotonic()
+for tag in tags:
+    head = session.head("https://%s/v2/%s/manifests/%s" % (registry, repository, tag), headers={"Accept": accept})
+    if head.status_code == 200:
+        session.delete("https://%s/v2/%s/manifests/%s" % (registry, repository, head.headers["Docker-Content-Digest"]))
+print(time.monotonic() - started)
+"""
+
+
+def plan_seconds():
+    candidates = [Candidate("repo%03d" % (n % 200), "1.%d.0" % (n // 200), "img%d" % n, created=n, size=1) for n in range(10_000)]
+    in_use = {"img%d" % n for n in range(0, 10_000, 97)}
+    best = None
+    for _ in range(3):
+        started = time.monotonic()
+        plan(candidates, keep=5, in_use=in_use, protected={"img5"}, patterns=["release-*"], grace=0, now=1e9)
+        elapsed = time.monotonic() - started
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
+def bench_cleanup(lab):
+    """Retention plan for 10,000 images; host removal and registry prune against plain loops, same sets."""
+    rows = [("plan for 10,000 images in 200 repositories (goal < 1 s)", "%.3f s" % plan_seconds())]
+
+    host, count = lab.host("-b2"), 150
+    populate_images(
+        host, [("bench/rmi", "1.0.%d" % n, False) for n in range(count)] + [("bench/mod", "1.0.%d" % n, False) for n in range(count)]
+    )
+    loop = lab_exec(
+        host,
+        "s=$(date +%s.%N); for ref in $(docker images --format '{{.Repository}}:{{.Tag}}' bench/rmi); do docker rmi $ref >/dev/null; done; "
+        'e=$(date +%s.%N); awk "BEGIN { print $e - $s }"',
+    )
+    loop_seconds = float(loop.stdout.strip())
+    options = {"keep": 0, "grace": 0, "repositories": ["bench/mod"], "dangling": False}
+    _, run = lab.playbook(
+        "prune", "tests/integration/playbooks/image-prune.yml", "-e", "target=" + host, "-e", json.dumps({"prune": options})
+    )
+    pruned = task_results(run.output, "Show the result")[host]["prune_result"]
+    left = lab_exec(host, "docker images -q 'bench/*' | wc -l").stdout.strip()
+    rows += [
+        ("sequential docker rmi loop, %d images" % count, "%.2f s" % loop_seconds),
+        (
+            "docker_image_prune removal, same %d images" % len(pruned["images_removed"]),
+            "%.2f s (%s left)" % (pruned["durations"]["remove"], left),
+        ),
+        ("loop / module (goal >= 1.5)", "%.2f" % (loop_seconds / pruned["durations"]["remove"])),
+    ]
+
+    seeder, server, tags = lab.host("-a2"), lab.host("-a1"), 1000
+    registry = "%s:5000" % lab.hosts[server]
+    images = [
+        (repo, "1.%d.0" % n, "%s-%d" % (repo, n), "2026-01-01T00:00:00Z") for repo in ("bench/loop", "bench/prune") for n in range(tags)
+    ]
+    seed_registry(seeder, registry, images)
+    naive = subprocess.run(
+        ["docker", "exec", "-i", seeder, "python3", "-c", NAIVE_DELETE_LOOP, registry, "bench/loop"],
+        input=json.dumps(["1.%d.0" % n for n in range(tags)]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    naive_seconds = float(naive.stdout.strip())
+    options = {
+        "registry": registry,
+        "keep": 0,
+        "grace": 0,
+        "repositories": ["bench/prune"],
+        "gc": False,
+        "ca_path": "/etc/docker/registry/tls/ca.crt",
+    }
+    _, run = lab.playbook(
+        "registry prune", "tests/integration/playbooks/registry-prune.yml", "-e", "target=" + server, "-e", json.dumps({"prune": options})
+    )
+    pruned = task_results(run.output, "Show the result")[server]["prune_result"]
+    module_seconds = pruned["durations"]["list"] + pruned["durations"]["delete"]
+    remaining = registry_tags(seeder, registry, ["bench/loop", "bench/prune"])
+    rows += [
+        ("per-tag HEAD + DELETE loop, %d tags" % tags, "%.2f s" % naive_seconds),
+        ("registry_prune (list + plan + delete), same %d tags" % len(pruned["removed"]), "%.2f s" % module_seconds),
+        ("loop / module", "%.2f" % (naive_seconds / module_seconds)),
+        ("same result (tags left: loop, module)", "%d, %d" % (len(remaining["bench/loop"]), len(remaining["bench/prune"]))),
+    ]
+    return rows
+
+
+BENCHES = {"lab": bench_lab, "build": bench_build, "cleanup": bench_cleanup}
 
 
 def main():

@@ -135,3 +135,115 @@ def task_results(output, task_name):
                 block.append(follower[4:])
             results[match.group(1).split(" ->")[0]] = yaml.safe_load("\n".join(block)) or {}
     return results
+
+
+POPULATE = """
+import io, json, sys, tarfile
+import docker
+client = docker.APIClient(version="auto")
+for index, (repository, tag, busybox) in enumerate(json.load(sys.stdin)):
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        payload = ("image %d %s:%s" % (index, repository, tag)).encode()
+        info = tarfile.TarInfo("content")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+        if busybox:
+            tar.add("/bin/busybox", arcname="busybox")
+    kwargs = {"repository": repository, "tag": tag} if repository else {}
+    client.import_image_from_data(data.getvalue(), **kwargs)
+"""
+
+
+def populate_images(host, images):
+    """Import tiny distinct images into a lab host's engine:
+    [(repository or None, tag or None, with_busybox)]."""
+    result = subprocess.run(
+        ["docker", "exec", "-i", host, "python3", "-c", POPULATE], input=json.dumps(images), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+SEED_REGISTRY = r"""
+import gzip, hashlib, io, json, sys, tarfile
+import requests
+registry, spec = sys.argv[1], json.load(sys.stdin)
+base = "https://%s/v2/" % registry
+session = requests.Session()
+session.verify = "/etc/docker/certs.d/%s/ca.crt" % registry
+
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+def upload(repo, data):
+    digest = sha(data)
+    if session.head(base + "%s/blobs/%s" % (repo, digest)).status_code == 200:
+        return digest
+    started = session.post(base + "%s/blobs/uploads/" % repo)
+    started.raise_for_status()
+    location = started.headers["Location"]
+    if location.startswith("/"):
+        location = "https://%s%s" % (registry, location)
+    done = session.put(location + ("&" if "?" in location else "?") + "digest=" + digest, data=data,
+                       headers={"Content-Type": "application/octet-stream"})
+    done.raise_for_status()
+    return digest
+
+layers = {}
+for repo, tag, variant, created in spec:
+    if repo not in layers:
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            payload = ("layer of %s" % repo).encode()
+            info = tarfile.TarInfo("content")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+        packed = gzip.compress(raw.getvalue(), mtime=0)
+        layers[repo] = (upload(repo, packed), len(packed), sha(raw.getvalue()))
+    layer, size, diff_id = layers[repo]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "created": created,
+                         "config": {"Labels": {"variant": variant}}, "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config), "digest": upload(repo, config)},
+                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": size, "digest": layer}]}
+    put = session.put(base + "%s/manifests/%s" % (repo, tag), data=json.dumps(manifest),
+                      headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})
+    put.raise_for_status()
+"""
+
+REGISTRY_TAGS = r"""
+import json, sys
+import requests
+registry, repos = sys.argv[1], json.loads(sys.argv[2])
+session = requests.Session()
+session.verify = "/etc/docker/certs.d/%s/ca.crt" % registry
+found = {}
+for repo in repos:
+    answer = session.get("https://%s/v2/%s/tags/list?n=10000" % (registry, repo))
+    found[repo] = sorted(answer.json().get("tags") or []) if answer.status_code == 200 else []
+print(json.dumps(found))
+"""
+
+
+def seed_registry(host, registry, images):
+    """Push synthetic images from a lab host: [(repo, tag, variant, created)];
+    tags with the same variant share one manifest digest."""
+    result = subprocess.run(
+        ["docker", "exec", "-i", host, "python3", "-c", SEED_REGISTRY, registry],
+        input=json.dumps(images),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def registry_tags(host, registry, repositories):
+    result = subprocess.run(
+        ["docker", "exec", host, "python3", "-c", REGISTRY_TAGS, registry, json.dumps(repositories)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
