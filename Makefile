@@ -33,6 +33,7 @@ lab: venv
 	  -e image_cleanup_report_path=$(CURDIR)/.lab/berth-lab/cleanup-report.json > .lab/berth-lab/cleanup.log
 	@python scripts/lab_summary.py --inventory inventories/lab/hosts.yml --log .lab/berth-lab/site.log \
 	  --cleanup-report .lab/berth-lab/cleanup-report.json
+	@python scripts/lab_demo.py --inventory inventories/lab/hosts.yml --state .lab/berth-lab
 
 lab-down: venv
 	@$(ENGINE) run -- ansible-playbook playbooks/lab-down.yml

@@ -12,7 +12,7 @@ _MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 if _MODULE_UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_MODULE_UTILS)
 
-from ansible.module_utils import berth_cleanup, berth_firewall, berth_inventory, berth_lab, berth_ports  # noqa: E402
+from ansible.module_utils import berth_cleanup, berth_firewall, berth_inventory, berth_lab, berth_ports, berth_rollout  # noqa: E402
 
 
 def _wrap(function):
@@ -54,6 +54,36 @@ def cleanup_report(docker_hosts, hostvars, registry_hosts, dry_run, finished):
     return berth_cleanup.cleanup_report(docker_hosts, results, registries, harbor, missing, dry_run, finished)
 
 
+def rollout_plan(app, apps, hosts, hostvars, buildings, batch_size, version):
+    """Target hosts of an app in building order, and the serial batch sizes.
+    Every image reference is resolved here, before anything starts."""
+    errors = berth_rollout.app_errors(apps)
+    if app not in (apps or {}):
+        errors.append("unknown app %r (berth_apps has: %s)" % (app, ", ".join(sorted(apps or {})) or "none"))
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+        errors.append("rollout_batch_size must be 0 or more, got %r" % (batch_size,))
+    if errors:
+        raise ValueError("; ".join(errors))
+    group = apps[app]["hosts"]
+    members = [h for h in hosts if group in hostvars[h]["group_names"]]
+    if not members:
+        raise ValueError("app %s runs on group %r, which has no hosts" % (app, group))
+    building_of = {h: berth_inventory.building_of(hostvars[h]["group_names"], buildings) for h in members}
+    for host in members:
+        berth_rollout.image_ref(apps[app]["image"], buildings[building_of[host]].get("registry"), version)
+    ordered = sorted(members, key=lambda h: (building_of[h], h))
+    return {"hosts": ordered, "batches": berth_rollout.rollout_batches(ordered, building_of, batch_size)}
+
+
+def rollout_summary(hostvars, hosts, app, version, buildings):
+    results = {}
+    for host in hosts:
+        facts = hostvars[host]
+        building = berth_inventory.building_of(facts["group_names"], buildings)
+        results[host] = (facts.get("rollout_result"), facts.get("rollout_rollback"), building)
+    return berth_rollout.rollout_summary(results, hosts, app, version)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -68,4 +98,8 @@ class FilterModule:
             "berth_port_sets": _wrap(berth_ports.port_sets),
             "berth_cleanup_report": _wrap(cleanup_report),
             "berth_cleanup_summary": _wrap(berth_cleanup.cleanup_summary),
+            "berth_apps_of": _wrap(berth_rollout.apps_of),
+            "berth_app_image": _wrap(berth_rollout.image_ref),
+            "berth_rollout_plan": _wrap(rollout_plan),
+            "berth_rollout_summary": _wrap(rollout_summary),
         }

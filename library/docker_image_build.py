@@ -368,7 +368,8 @@ def main():
         tags = ["%s:%s" % (ref.name, t) for t in literal]
         existing = [t for t in image.get("RepoTags") or [] if t.startswith(ref.name + ":")]
         retag = [t for t in tags if t not in existing]
-        tags = sorted(set(existing) | set(tags))
+        # The requested tags first: callers print the first one.
+        tags = tags + sorted(set(existing) - set(tags))
     else:
         previous = previous_image(client, ref.name, literal)
         previous_labels = (previous or {}).get("Labels") or {}

@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 
 import ansible.module_utils  # noqa: E402
-from labtools import ROOT, ansible_playbook, lab_exec, lab_hosts, populate_images, registry_tags, seed_registry, task_results  # noqa: E402
+from labtools import ROOT, Load, ansible_playbook, lab_exec, lab_hosts, populate_images, registry_tags, seed_registry, task_results  # noqa: E402
 
 ansible.module_utils.__path__.append(os.path.join(ROOT, "module_utils"))
 from ansible.module_utils.berth_retention import Candidate, plan  # noqa: E402
@@ -203,7 +203,67 @@ def bench_cleanup(lab):
     return rows
 
 
-BENCHES = {"lab": bench_lab, "build": bench_build, "cleanup": bench_cleanup}
+def build_demo(lab, versions):
+    """Base, middleware and the demo app at the given versions, in the bench lab's registry."""
+    builder = lab.host("-a2")
+    registry = "%s:5000" % lab.hosts[lab.host("-a1")]
+    lab.playbook("base and middleware", "playbooks/build-base.yml", "-e", "build_host=" + builder)
+    for version in versions:
+        artifact = tempfile.mkdtemp(prefix="berth-bench-demo-")
+        try:
+            shutil.copytree(os.path.join(ROOT, "images", "example", "app"), artifact, dirs_exist_ok=True)
+            with open(os.path.join(artifact, "version"), "w", encoding="utf-8") as stream:
+                stream.write(version + "\n")
+            lab.playbook(
+                "demo " + version,
+                "playbooks/build.yml",
+                *("-e", "build_host=" + builder, "-e", "app=demo", "-e", "artifact=" + artifact),
+                *("-e", "middleware_image=%s/base/middleware:1" % registry, "-e", "version=" + version),
+            )
+        finally:
+            shutil.rmtree(artifact)
+    return registry
+
+
+def under_load(hosts, action):
+    loads = [Load(host, minimum=1000, threads=2) for host in hosts]
+    time.sleep(2)
+    action()
+    results = [load.stop() for load in loads]
+    return sum(r["ok"] + r["failed"] for r in results), sum(r["failed"] for r in results)
+
+
+def bench_rollout(lab):
+    """Failed requests while every instance is replaced under load, berth versus docker_container; berth's per-host overhead."""
+    registry = build_demo(lab, ["b1", "b2", "b3"])
+    lab.playbook("rollout b1", "playbooks/rollout.yml", "-e", "app=demo", "-e", "version=b1")
+    runs = {}
+
+    def berth():
+        runs["berth"] = lab.playbook("rollout b2", "playbooks/rollout.yml", "-v", "-e", "app=demo", "-e", "version=b2")[1]
+
+    berth_total, berth_failed = under_load(sorted(lab.hosts), berth)
+    loaded = task_results(runs["berth"].output, "rollout : Start, health-check, switch, drain, stop")
+    _, quiet = lab.playbook("rollout b3", "playbooks/rollout.yml", "-v", "-e", "app=demo", "-e", "version=b3")
+    unloaded = task_results(quiet.output, "rollout : Start, health-check, switch, drain, stop")
+
+    def overhead(results):
+        values = [sum(r["timings"].values()) - r["timings"].get("health", 0) for r in results.values()]
+        return "max %.2f s, mean %.2f s" % (max(values), sum(values) / len(values))
+
+    host = lab.host("-c1")
+    recreate = ("tests/bench/playbooks/recreate.yml", "-e", "target=" + host)
+    lab.playbook("plain b1", *recreate, "-e", "image=%s/lab/demo:b1" % registry)
+    plain_total, plain_failed = under_load([host], lambda: lab.playbook("plain b2", *recreate, "-e", "image=%s/lab/demo:b2" % registry))
+    return [
+        ("berth rollout under load, 5 hosts: requests / failed", "%d / %d" % (berth_total, berth_failed)),
+        ("docker_container recreate under load, 1 host: requests / failed", "%d / %d" % (plain_total, plain_failed)),
+        ("berth per-host time minus time to healthy (goal <= 2 s)", overhead(unloaded)),
+        ("the same, with the load running on every host", overhead(loaded)),
+    ]
+
+
+BENCHES = {"lab": bench_lab, "build": bench_build, "cleanup": bench_cleanup, "rollout": bench_rollout}
 
 
 def main():

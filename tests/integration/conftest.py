@@ -40,6 +40,12 @@ def lab():
         pytest.fail("BERTH_HOST_IMAGE is not set: run the integration tests through `make test`")
     env = dict(LAB_ENV)
     name = env["BERTH_LAB_NAME"]
+    keep = os.environ.get("BERTH_KEEP_LAB")
+    if not keep:
+        # A lab kept by an earlier run on the same engine is not ours to
+        # count as "before"; start from nothing so the teardown test is exact.
+        stale = ansible_playbook("playbooks/lab-down.yml", env=env)
+        assert stale.returncode == 0, stale.explain()
     before = (docker_objects(), project_files())
     up = ansible_playbook("playbooks/lab-up.yml", env=env)
     assert up.returncode == 0, up.explain()
@@ -49,5 +55,5 @@ def lab():
     assert lab.first_converge.returncode == 0, lab.first_converge.explain()
     yield lab
     # BERTH_KEEP_LAB=1 keeps the lab for the next run while developing.
-    if not lab.torn_down and not os.environ.get("BERTH_KEEP_LAB"):
+    if not lab.torn_down and not keep:
         ansible_playbook("playbooks/lab-down.yml", env=env)

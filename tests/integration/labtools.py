@@ -247,3 +247,85 @@ def registry_tags(host, registry, repositories):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
+
+
+LOAD_CLIENT = r"""
+import http.client, json, os, sys, threading, time
+host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+minimum, max_seconds, stop_file, threads = int(sys.argv[4]), float(sys.argv[5]), sys.argv[6], int(sys.argv[7])
+lock = threading.Lock()
+stats = {"ok": 0, "failed": 0, "bodies": {}, "errors": [], "first": None, "last": None}
+started = time.monotonic()
+
+def finished():
+    if time.monotonic() - started > max_seconds:
+        return True
+    return os.path.exists(stop_file) and stats["ok"] + stats["failed"] >= minimum
+
+def worker():
+    while not finished():
+        try:
+            connection = http.client.HTTPConnection(host, port, timeout=10)
+            connection.request("GET", path, headers={"Connection": "close"})
+            response = connection.getresponse()
+            body = response.read().decode(errors="replace").strip()
+            connection.close()
+            problem = None if response.status == 200 else "HTTP %d" % response.status
+        except Exception as exc:
+            body, problem = None, "%s: %s" % (type(exc).__name__, exc)
+        with lock:
+            if problem:
+                stats["failed"] += 1
+                if len(stats["errors"]) < 10:
+                    stats["errors"].append(problem)
+            else:
+                stats["ok"] += 1
+                stats["bodies"][body] = stats["bodies"].get(body, 0) + 1
+                stats["first"] = stats["first"] or body
+                stats["last"] = body
+
+workers = [threading.Thread(target=worker) for _ in range(threads)]
+for w in workers:
+    w.start()
+for w in workers:
+    w.join()
+stats["seconds"] = round(time.monotonic() - started, 2)
+print(json.dumps(stats))
+"""
+
+
+class Load:
+    """Bounded HTTP load from inside a lab host against its own proxy: new
+    connection per request, stops after `minimum` requests once told to stop,
+    or after `max_seconds` whatever happens."""
+
+    def __init__(self, host, path="/version", port=80, minimum=2000, max_seconds=240, threads=4):
+        self.host = host
+        self.stop_file = "/tmp/berth-load-stop"
+        lab_exec(host, "rm -f %s" % self.stop_file)
+        self.process = subprocess.Popen(
+            [
+                "docker",
+                "exec",
+                host,
+                "python3",
+                "-c",
+                LOAD_CLIENT,
+                "127.0.0.1",
+                str(port),
+                path,
+                str(minimum),
+                str(max_seconds),
+                self.stop_file,
+                str(threads),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def stop(self):
+        lab_exec(self.host, "touch %s" % self.stop_file)
+        out, err = self.process.communicate(timeout=300)
+        assert self.process.returncode == 0, err
+        return json.loads(out)

@@ -1,0 +1,146 @@
+import os
+
+import pytest
+from ansible.module_utils.berth_rollout import (
+    app_errors,
+    apps_of,
+    config_digest,
+    container_name,
+    free_port,
+    image_ref,
+    memory_bytes,
+    rollout_batches,
+    rollout_summary,
+    spec_errors,
+    to_retain,
+)
+from ansible.module_utils.berth_switch import NginxSwitch, SwitchError
+
+GOOD = {
+    "app": "web",
+    "version": "1.4.2",
+    "container_port": 8080,
+    "port_range": (20000, 29999),
+    "health_timeout": 2,
+    "health_interval": 0.5,
+    "deadline": 120,
+    "drain_timeout": 30,
+    "stop_timeout": 10,
+    "health_retries": 10,
+    "retain": 2,
+    "cpus": 1.0,
+    "memory": "512m",
+    "env": {"RUN_CMD": "serve"},
+}
+
+
+def test_a_good_spec_passes():
+    assert spec_errors(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"app": "Web App"}, "app: 'Web App' is not a valid app name"),
+        ({"deadline": -1}, "deadline must be a number of seconds, 0 or more, got -1"),
+        ({"drain_timeout": -0.5}, "drain_timeout must be a number of seconds, 0 or more"),
+        ({"container_port": 70000}, "container_port: 70000 is outside 1-65535"),
+        ({"port_range": (30000, 20000)}, "port_range"),
+        ({"memory": "lots"}, "memory: 'lots' is not a size"),
+        ({"cpus": 0}, "cpus must be a positive number"),
+        ({"env": {"LIST": [1]}}, "env.LIST must be a string"),
+        ({"health_http": "health"}, "health_http: 'health' must be a path"),
+    ],
+)
+def test_bad_specs_name_the_option(override, message):
+    errors = spec_errors(dict(GOOD, **override))
+    assert any(message in error for error in errors), errors
+
+
+def test_a_deployment_is_its_image_and_config():
+    base = config_digest(GOOD, "sha256:a")
+    assert config_digest(GOOD, "sha256:b") != base
+    assert config_digest(dict(GOOD, env={"RUN_CMD": "other"}), "sha256:a") != base
+    assert config_digest(dict(GOOD, drain_timeout=5), "sha256:a") == base  # how to roll out is not what runs
+    assert container_name("web", "1.4.2+build/7", base) == "web-1.4.2-build-7-" + base[:6]
+
+
+def test_ports_and_retention():
+    assert free_port((20000, 20003), {20000, 20001}) == 20002
+    with pytest.raises(ValueError, match="no free port"):
+        free_port((20000, 20001), {20000, 20001})
+    stopped = [{"name": "v%d" % n, "created": "2026-01-0%dT00:00:00Z" % n} for n in range(1, 5)]
+    keep, remove = to_retain(stopped, 2)
+    assert [c["name"] for c in keep] == ["v4", "v3"] and [c["name"] for c in remove] == ["v2", "v1"]
+    assert memory_bytes("512m") == 512 * 1024**2
+
+
+def test_batches_never_span_two_buildings():
+    hosts = ["a1", "a2", "a3", "b1", "b2", "c1"]
+    building = {"a1": "a", "a2": "a", "a3": "a", "b1": "b", "b2": "b", "c1": "c"}
+    assert rollout_batches(hosts, building, 1) == [1, 1, 1, 1, 1, 1]
+    assert rollout_batches(hosts, building, 2) == [2, 1, 2, 1]
+    assert rollout_batches(hosts, building, 0) == [3, 2, 1]
+
+
+def test_app_catalog():
+    apps = {"web": {"hosts": "web_hosts", "image": "team/web", "listen": 80}, "db": {"hosts": "db_hosts", "image": "x"}}
+    assert app_errors(apps) == []
+    assert app_errors({"web": {"hosts": "g", "image": "x", "replicas": 3}})[0].startswith("berth_apps.web.replicas is not a known setting")
+    assert app_errors({"web": {"image": "x"}}) == ["berth_apps.web.hosts is required"]
+    assert app_errors({"web": {"hosts": "g", "image": "x", "listen": 70000}}) == ["berth_apps.web.listen: 70000 is outside 1-65535"]
+    assert list(apps_of(apps, ["bldg_a", "web_hosts"])) == ["web"]
+
+
+def test_image_references_take_the_buildings_registry():
+    assert image_ref("lab/web", "10.77.1.11:5000", "v2") == "10.77.1.11:5000/lab/web:v2"
+    assert image_ref("harbor.example/prod/web", "10.77.1.11:5000", "v2") == "harbor.example/prod/web:v2"
+    with pytest.raises(ValueError, match="not a valid tag"):
+        image_ref("lab/web", "reg:5000", "bad version")
+    with pytest.raises(ValueError, match="must not carry a tag"):
+        image_ref("lab/web:1", "reg:5000", "v2")
+    with pytest.raises(ValueError, match="names no registry"):
+        image_ref("lab/web", "", "v2")
+
+
+def test_summary_rows():
+    results = {
+        "h1": (
+            {"changed": True, "old": {"version": "v1"}, "timings": {"health": 2.0, "switch": 0.1}},
+            {"changed": True, "timings": {"health": 1}},
+            "a",
+        ),
+        "h2": ({"failed": True, "old": {"version": "v1"}, "timings": {}}, None, "b"),
+        "h3": (None, None, "c"),
+        "h4": ({"changed": False, "old": {"version": "v2"}, "timings": {}}, None, "c"),
+    }
+    rows = {r["host"]: (r["old"], r["new"], r["result"]) for r in rollout_summary(results, ["h1", "h2", "h3", "h4"], "web", "v2")["hosts"]}
+    assert rows == {
+        "h1": ("v1", "v1", "rolled back"),
+        "h2": ("v1", "v1", "failed"),
+        "h3": ("-", "-", "skipped"),
+        "h4": ("v2", "v2", "unchanged"),
+    }
+
+
+def test_nginx_switch_writes_and_reads_its_upstream(tmp_path):
+    switch = NginxSwitch("web", str(tmp_path), nginx="true")
+    assert switch.current() == []
+    switch.point_to(["127.0.0.1:20001"])
+    assert switch.current() == ["127.0.0.1:20001"]
+    assert "upstream berth_web {" in (tmp_path / "web.conf").read_text()
+
+
+def test_nginx_switch_restores_the_old_upstream_when_nginx_refuses(tmp_path):
+    switch = NginxSwitch("web", str(tmp_path), nginx="true")
+    switch.point_to(["127.0.0.1:20001"])
+    refusing = NginxSwitch("web", str(tmp_path), nginx="false")
+    with pytest.raises(SwitchError, match="nginx rejected"):
+        refusing.point_to(["127.0.0.1:20002"])
+    assert switch.current() == ["127.0.0.1:20001"]
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".")] == []
+
+
+def test_a_missing_proxy_path_is_named():
+    with pytest.raises(SwitchError, match="proxy config path /nonexistent/upstreams does not exist"):
+        NginxSwitch("web", "/nonexistent/upstreams").check()
