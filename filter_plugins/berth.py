@@ -12,7 +12,16 @@ _MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 if _MODULE_UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_MODULE_UTILS)
 
-from ansible.module_utils import berth_cleanup, berth_firewall, berth_inventory, berth_lab, berth_ports, berth_rollout  # noqa: E402
+from ansible.module_utils import (  # noqa: E402
+    berth_cleanup,
+    berth_firewall,
+    berth_harbor_objects,
+    berth_inventory,
+    berth_lab,
+    berth_ports,
+    berth_rancher,
+    berth_rollout,
+)
 
 
 def _wrap(function):
@@ -84,6 +93,21 @@ def rollout_summary(hostvars, hosts, app, version, buildings):
     return berth_rollout.rollout_summary(results, hosts, app, version)
 
 
+def rancher_membership(clusters, groups, host):
+    cluster, roles = berth_rancher.node_membership(clusters, groups, host)
+    return {"cluster": cluster["name"] if cluster else None, "roles": roles}
+
+
+def rancher_firewall(clusters, groups, hostvars, host):
+    """Port sets and sources for a cluster node, from its cluster's node addresses."""
+    addresses = {name: hostvars[name].get("ansible_host", name) for name in _cluster_hosts(clusters, groups)}
+    return berth_rancher.firewall_sources(clusters, groups, addresses, host)
+
+
+def _cluster_hosts(clusters, groups):
+    return {host for cluster in clusters or [] for host in berth_rancher.cluster_roles(cluster, groups)}
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -102,4 +126,13 @@ class FilterModule:
             "berth_app_image": _wrap(berth_rollout.image_ref),
             "berth_rollout_plan": _wrap(rollout_plan),
             "berth_rollout_summary": _wrap(rollout_summary),
+            "berth_key_paths": _wrap(berth_harbor_objects.key_paths),
+            "berth_harbor_endpoints": _wrap(berth_harbor_objects.harbor_endpoints),
+            "berth_harbor_site_errors": _wrap(berth_harbor_objects.site_errors),
+            "berth_rancher_cluster_errors": _wrap(berth_rancher.cluster_errors),
+            "berth_rancher_server_url_error": _wrap(berth_rancher.server_url_error),
+            "berth_rancher_password_errors": _wrap(berth_rancher.password_errors),
+            "berth_rancher_membership": _wrap(rancher_membership),
+            "berth_rancher_install_args": _wrap(berth_rancher.install_arguments),
+            "berth_rancher_firewall": _wrap(rancher_firewall),
         }

@@ -95,6 +95,36 @@ class HarborClient:
         """The id at the end of a 201's Location header."""
         return int(headers.get("location", "").rstrip("/").rsplit("/", 1)[-1])
 
+    def create(self, path, body, params=None):
+        """POST a new object; its id (or name) from the Location header."""
+        _, headers, _ = self.request("POST", path, params=params, body=body, expect=(201,))
+        location = headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
+        return int(location) if location.isdigit() else location
+
+    def put(self, path, body):
+        self.request("PUT", path, body=body)
+
+    def delete(self, path, missing_ok=True):
+        """True when something was deleted."""
+        try:
+            self.request("DELETE", path)
+        except HarborError as exc:
+            if missing_ok and exc.status == 404:
+                return False
+            raise
+        return True
+
+    def authenticates(self, username, password):
+        """Whether Harbor accepts these credentials (401 is the only "no")."""
+        probe = HarborClient(self.url, username, password, self.ca_path, self.validate_certs, self.timeout)
+        try:
+            probe.request("GET", "/projects", {"page_size": 1}, expect=(200, 403))
+        except HarborError as exc:
+            if exc.status == 401:
+                return False
+            raise
+        return True
+
     # -- health ---------------------------------------------------------------
     def health(self):
         return self.get("/health")
@@ -104,7 +134,16 @@ class HarborClient:
         return self.paged("/projects")
 
     def project(self, name):
-        return self.get("/projects/%s" % quote(name, safe=""), missing_ok=True)
+        """The project, or None. Listing by name works for robots too: Harbor
+        answers a robot's GET of a missing project with 403, not 404."""
+        return next((p for p in self.paged("/projects", {"name": name}) if p["name"] == name), None)
+
+    def quota(self, project_id):
+        """(quota id, hard storage limit) of a project."""
+        quotas = self.request("GET", "/quotas", {"reference": "project", "reference_id": str(project_id)})[2] or []
+        if not quotas:
+            return None, None
+        return quotas[0]["id"], quotas[0]["hard"].get("storage")
 
     def repositories(self, project):
         """Full names ("project/repo") of a project's repositories."""
@@ -138,3 +177,35 @@ class HarborClient:
 
     def gc_history(self):
         return self.paged("/system/gc")
+
+
+def project_path(name):
+    return "/projects/%s" % quote(name, safe="")
+
+
+CONNECTION_SPEC = {
+    "harbor_url": {"type": "str", "required": True, "aliases": ["url"]},
+    "username": {"type": "str", "default": "admin"},
+    "password": {"type": "str", "required": True, "no_log": True},
+    "ca_path": {"type": "path"},
+    "validate_certs": {"type": "bool", "default": True},
+}
+
+
+def client_for(module):
+    """The client for a module's connection options (admin or a robot account)."""
+    p = module.params
+    if not p["harbor_url"].startswith(("https://", "http://")):
+        module.fail_json(msg="harbor_url: %r is not an http(s) URL" % p["harbor_url"])
+    return HarborClient(p["harbor_url"], p["username"], p["password"], ca_path=p["ca_path"], validate_certs=p["validate_certs"])
+
+
+def run_module(module, errors, converge, *args):
+    """Fail on bad input before any request; otherwise converge and report."""
+    if errors:
+        module.fail_json(msg="; ".join(errors), errors=errors)
+    client = client_for(module)
+    try:
+        module.exit_json(**converge(module, client, *args))
+    except HarborError as exc:
+        module.fail_json(msg=str(exc), status=exc.status, errors=exc.errors)

@@ -20,6 +20,7 @@ import base64
 import hmac
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -43,12 +44,13 @@ PUBLIC = {"getHealth", "getSystemInfo", "getPing"}
 
 
 class HarborStandIn:
-    def __init__(self, admin_password, host="127.0.0.1", port=0):
+    def __init__(self, admin_password, host="127.0.0.1", port=0, certfile=None, keyfile=None):
         self.swagger = contract.load()
         self.state = State()
         self.admin_password = admin_password
         self.host = host
         self._requested_port = port
+        self.certfile, self.keyfile = certfile, keyfile
         self.violations = []  # one line per response that broke the swagger
         self.requests = []  # (method, path, status) of everything received
         self.violation_log = None  # a file to echo violations to (the CLI uses stderr)
@@ -61,6 +63,10 @@ class HarborStandIn:
             self._server = ThreadingHTTPServer((self.host, self._requested_port), _RequestHandler)
             self._server.daemon_threads = True
             self._server.standin = self
+            if self.certfile:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(self.certfile, self.keyfile)
+                self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
             # A short poll interval keeps stop() quick; tests start and stop many servers.
             self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="harbor-standin", daemon=True)
             self._thread.start()
@@ -87,7 +93,7 @@ class HarborStandIn:
 
     @property
     def url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % ("https" if self.certfile else "http", self.host, self.port)
 
     # -- one request -------------------------------------------------------------------------
     def handle(self, method, target, headers, body):
