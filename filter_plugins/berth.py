@@ -14,6 +14,7 @@ if _MODULE_UTILS not in ansible.module_utils.__path__:
 
 from ansible.module_utils import (  # noqa: E402
     berth_cleanup,
+    berth_env,
     berth_firewall,
     berth_harbor_objects,
     berth_inventory,
@@ -135,4 +136,13 @@ class FilterModule:
             "berth_rancher_membership": _wrap(rancher_membership),
             "berth_rancher_install_args": _wrap(berth_rancher.install_arguments),
             "berth_rancher_firewall": _wrap(rancher_firewall),
+            "berth_env_plan": _wrap(berth_env.env_plan),
+            "berth_env_taken": _wrap(berth_env.taken_addresses),
+            "berth_env_healthcheck": _wrap(berth_env.docker_healthcheck),
+            "berth_env_host_buildings": _wrap(berth_env.host_buildings),
+            "berth_env_table": _wrap(berth_env.env_table),
+            "berth_env_mount": _wrap(berth_env.volume_mount),
+            "berth_env_rows": _wrap(berth_env.table_rows),
+            "berth_env_proxy_apps": _wrap(berth_env.proxy_apps),
+            "berth_env_errors": _wrap(berth_env.env_errors),
         }

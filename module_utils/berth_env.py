@@ -22,7 +22,7 @@ VOLUME_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 MEMORY = re.compile(r"^\d+[bkmg]?$", re.IGNORECASE)
 PORT = re.compile(r"^(\d+)(?:/(tcp|udp))?$")
 ENV_KEYS = ("name", "building", "hosts", "allow_from", "services")
-SERVICE_KEYS = ("name", "image", "env", "ports", "volumes", "health", "cpus", "memory", "depends_on", "ip", "host", "command")
+SERVICE_KEYS = ("name", "image", "env", "ports", "volumes", "health", "cpus", "memory", "depends_on", "ip", "host", "command", "proxy")
 HEALTH_PROBES = ("cmd", "tcp", "http")
 HEALTH_DEFAULTS = {"interval": 2, "timeout": 5, "retries": 30}
 LABEL_ENV = "berth.env"
@@ -398,6 +398,18 @@ def _service_field_errors(where, name, spec):
     for key in ("ip", "host"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
             errors.append("%s.%s must be a string, got %s" % (where, key, type(spec[key]).__name__))
+    proxy = spec.get("proxy")
+    if proxy is not None:
+        # A proxied app is released start-first by docker_rollout behind the
+        # host's nginx, so it has no fixed address of its own.
+        if isinstance(proxy, bool) or not isinstance(proxy, int) or not 1 <= proxy <= 65535:
+            errors.append("%s.proxy: %r is not a port for the host's nginx to listen on" % (where, proxy))
+        if spec.get("ip") is not None:
+            errors.append("%s: a proxied service (proxy) has no fixed ip" % where)
+        if not spec.get("ports"):
+            errors.append("%s.proxy: give the app's port in ports" % where)
+        if spec.get("volumes"):
+            errors.append("%s.proxy: a proxied app is replaced on every release, so it takes no volumes" % where)
     return errors
 
 
@@ -617,6 +629,7 @@ def _normal_service(name, spec):
         "ip": str(ipaddress.ip_address(spec["ip"])) if spec.get("ip") else None,
         "host": spec.get("host") or None,
         "command": list(spec["command"]) if spec.get("command") is not None else None,
+        "proxy": spec.get("proxy"),
     }
 
 
@@ -657,7 +670,7 @@ def env_plan(definition, buildings, docker_hosts, host_building, taken):
     subnet = parse_network(settings["container_subnet"], "berth_buildings.%s.container_subnet" % building)
     env_hosts = env["hosts"] or _docker_hosts_of(building, docker_hosts, host_building)
     placement = place(env["services"], env_hosts)
-    addresses = allocate_addresses(name, env["services"], subnet, taken)
+    addresses = allocate_addresses(name, [s for s in env["services"] if not s["proxy"]], subnet, taken)
     by_name = {service["name"]: service for service in env["services"]}
     services = []
     for service_name in start_order(env["services"]):
@@ -667,7 +680,9 @@ def env_plan(definition, buildings, docker_hosts, host_building, taken):
                 "name": service_name,
                 "container": env_container(name, service_name),
                 "host": placement[service_name],
-                "ip": addresses[service_name],
+                "ip": addresses.get(service_name),
+                "proxy": service["proxy"],
+                "app": "env.%s.%s" % (name, service_name),
                 "image": _full_image(service["image"], settings.get("registry")),
                 "env": service["env"],
                 "ports": service["ports"],
@@ -683,10 +698,15 @@ def env_plan(definition, buildings, docker_hosts, host_building, taken):
                 "labels": {LABEL_ENV: name, LABEL_SERVICE: service_name, LABEL_BUILDING: building},
             }
         )
+    link = settings.get("container_link_subnet")
     return {
         "name": name,
         "building": building,
         "subnet": str(subnet),
+        # The fixed-IP network: the container subnet itself (a routed VLAN), or
+        # the wider L2 it is carved from, handing out addresses from the subnet.
+        "network_subnet": link or str(subnet),
+        "network_gateway": settings.get("container_gateway") or gateway(link or subnet),
         "gateway": gateway(subnet),
         "hosts": sorted(set(placement.values())),
         "network": env_network(name),
@@ -762,3 +782,60 @@ def name_clashes(plan, objects):
         if (item.get("kind"), item.get("name")) in wanted and label is not None and label != plan["name"]:
             errors.append("%s %s belongs to environment %s, not %s" % (item["kind"], item["name"], label, plan["name"]))
     return errors
+
+
+def taken_addresses(containers, network):
+    """{ip: "env/service"} of the environments' containers on a building's
+    fixed-IP network, from `docker ps`-style container lists (with Labels)."""
+    taken = {}
+    for container in containers:
+        labels = container.get("Labels") or {}
+        if LABEL_ENV not in labels:
+            continue
+        address = (((container.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}).get("IPAddress")
+        if address:
+            taken[address] = "%s/%s" % (labels[LABEL_ENV], labels.get(LABEL_SERVICE, ""))
+    return taken
+
+
+def docker_healthcheck(health):
+    """community.docker's healthcheck for a normalised health entry; None keeps the image's."""
+    if not health:
+        return None
+    if "cmd" in health:
+        test = ["CMD-SHELL", health["cmd"]]
+    elif "tcp" in health:
+        test = ["CMD-SHELL", "bash -c '</dev/tcp/127.0.0.1/%d'" % int(health["tcp"])]
+    else:
+        url = "http://127.0.0.1:%d%s" % (int(health["port"]), health["http"])
+        test = ["CMD-SHELL", "python3 -c \"import urllib.request; urllib.request.urlopen('%s', timeout=3)\"" % url]
+    return {"test": test, "interval": "%ss" % health["interval"], "timeout": "%ss" % health["timeout"], "retries": health["retries"]}
+
+
+def host_buildings(groups, buildings):
+    """{host: building} from the building groups."""
+    return {host: building for building in sorted(buildings) for host in groups.get(building) or []}
+
+
+def volume_mount(volume):
+    """A planned volume as a community.docker mount."""
+    return {"type": "volume", "source": volume["name"], "target": volume["target"], "read_only": bool(volume["read_only"])}
+
+
+def table_rows(services, health):
+    """Rows of env_table from the plan's services and their health."""
+    return [
+        {
+            "service": s["name"],
+            "host": s["host"],
+            "ip": s["ip"],
+            "ports": (["%s:%d" % (s["host"], s["proxy"])] if s.get("proxy") else s["ports"]),
+            "health": (health or {}).get(s["name"]),
+        }
+        for s in services
+    ]
+
+
+def proxy_apps(services, host):
+    """The proxy role's apps for the proxied services placed on `host`."""
+    return {s["app"]: {"listen": s["proxy"]} for s in services if s.get("proxy") and s["host"] == host}

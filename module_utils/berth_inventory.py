@@ -41,6 +41,7 @@ def _building_field_errors(name, spec):
                 parse_network(spec[key], "berth_buildings.%s.%s" % (name, key))
             except ValueError as exc:
                 errors.append(str(exc))
+    errors.extend(_container_link_errors(name, spec))
     if "registry" in spec:
         error = registry_error(spec["registry"])
         if error:
@@ -49,6 +50,29 @@ def _building_field_errors(name, spec):
         value = spec.get(key, [])
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             errors.append("berth_buildings.%s.%s must be a list of strings" % (name, key))
+    return errors
+
+
+def _container_link_errors(name, spec):
+    """container_link_subnet: the L2 network container_subnet is carved from
+    (shared by buildings on one flat network, so not overlap-checked);
+    container_gateway: the router of fixed-IP containers."""
+    where = "berth_buildings.%s." % name
+    try:
+        link = parse_network(spec["container_link_subnet"], where + "container_link_subnet") if "container_link_subnet" in spec else None
+        subnet = parse_network(spec["container_subnet"], where + "container_subnet") if "container_subnet" in spec else None
+    except ValueError as exc:
+        return [str(exc)]
+    errors = []
+    if link is not None and (subnet is None or not subnet.subnet_of(link)):
+        errors.append("%scontainer_link_subnet %s must contain container_subnet" % (where, link))
+    if "container_gateway" in spec:
+        try:
+            address = ipaddress.ip_address(spec["container_gateway"])
+        except ValueError:
+            return errors + ["%scontainer_gateway: %r is not an IP address" % (where, spec["container_gateway"])]
+        if address not in (link or subnet or ipaddress.ip_network("0.0.0.0/32")):
+            errors.append("%scontainer_gateway %s is outside the container network" % (where, address))
     return errors
 
 

@@ -30,6 +30,10 @@ def lab_plan(topology, name, campus):
         buildings[building] = {
             "host_subnet": str(host_subnet),
             "container_subnet": str(slots[CONTAINER_SUBNET_OFFSET + index]),
+            # The lab is one flat campus L2: fixed-IP containers sit on it
+            # directly, routed by the campus gateway.
+            "container_link_subnet": str(campus_net),
+            "container_gateway": str(campus_net.network_address + 1),
         }
         buildings[building].update(spec.get("settings", {}))
         for position, (short, functions) in enumerate(sorted(spec["hosts"].items())):

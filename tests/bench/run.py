@@ -263,7 +263,49 @@ def bench_rollout(lab):
     ]
 
 
-BENCHES = {"lab": bench_lab, "build": bench_build, "cleanup": bench_cleanup, "rollout": bench_rollout}
+def env_spec(name, building):
+    """A 4-service environment: MariaDB, Redis and two app containers."""
+    password = "Bench-%s-secret-1" % name
+    app = {"image": "env/app:1", "env": {"DB_PASSWORD": password}, "depends_on": ["db", "cache"], "memory": "64m"}
+    services = {
+        "db": {"image": "env/mariadb:1", "env": {"MARIADB_ROOT_PASSWORD": password}, "volumes": ["data:/var/lib/mysql"], "memory": "256m"},
+        "cache": {"image": "env/redis:1", "volumes": ["data:/var/lib/redis"], "memory": "64m"},
+        "web": app,
+        "worker": app,
+    }
+    return json.dumps({"env": {"name": name, "building": building, "services": services}})
+
+
+def bench_env(lab):
+    """Create and tear down a 4-service environment alone, then beside 5 others."""
+    builder = lab.host("-b1")
+    lab.playbook("env images", "playbooks/env-images.yml", "-e", "build_host=%s" % builder)
+
+    def cycle(name):
+        create, _ = lab.playbook("create " + name, "playbooks/env-create.yml", "-e", env_spec(name, "bldg_b"))
+        again, rerun = lab.playbook("re-create " + name, "playbooks/env-create.yml", "-e", env_spec(name, "bldg_b"))
+        teardown, _ = lab.playbook("teardown " + name, "playbooks/env-teardown.yml", "-e", "env_name=" + name)
+        return create, again, teardown, rerun.total_changed()
+
+    alone = cycle("solo")
+    others = ["other%d" % n for n in range(1, 6)]
+    for name in others:
+        lab.playbook("create " + name, "playbooks/env-create.yml", "-e", env_spec(name, "bldg_b"))
+    beside = cycle("crowded")
+    for name in others:
+        lab.playbook("teardown " + name, "playbooks/env-teardown.yml", "-e", "env_name=" + name)
+    return [
+        ("create, no other environment", "%.1f s" % alone[0]),
+        ("re-create (changed=%d)" % alone[3], "%.1f s" % alone[1]),
+        ("teardown, no other environment", "%.1f s" % alone[2]),
+        ("create, 5 other environments", "%.1f s" % beside[0]),
+        ("teardown, 5 other environments", "%.1f s" % beside[2]),
+        ("create with 5 others / alone", "%.2f" % (beside[0] / alone[0])),
+        ("teardown with 5 others / alone", "%.2f" % (beside[2] / alone[2])),
+    ]
+
+
+BENCHES = {"lab": bench_lab, "build": bench_build, "cleanup": bench_cleanup, "rollout": bench_rollout, "env": bench_env}
 
 
 def main():

@@ -5,16 +5,21 @@ import ipaddress
 import pytest
 from ansible.module_utils.berth_env import (
     allocate_addresses,
+    docker_healthcheck,
     env_errors,
     env_plan,
     env_table,
     gateway,
+    host_buildings,
     name_clashes,
     normalise,
     owned_objects,
     place,
     reserved_addresses,
     start_order,
+    table_rows,
+    taken_addresses,
+    volume_mount,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -271,6 +276,7 @@ def test_normalise_fills_defaults_and_canonical_forms():
         "ip": None,
         "host": None,
         "command": None,
+        "proxy": None,
     }
     assert db["env"] == {"DEBUG": "true", "MARIADB_ROOT_PASSWORD": "secret", "PORT": "3306", "TZ": "Asia/Shanghai"}
     assert db["ports"] == ["3306/tcp", "53/udp"]
@@ -396,6 +402,8 @@ def test_the_plan():
         "building": "bldg_b",
         "subnet": "10.77.102.0/24",
         "gateway": "10.77.102.1",
+        "network_subnet": "10.77.102.0/24",
+        "network_gateway": "10.77.102.1",
         "hosts": ["berth-lab-b1", "berth-lab-b2"],
         "network": "berth-env-alpha",
         "building_network": "berth-bldg_b-fixed",
@@ -430,6 +438,8 @@ def test_the_plan():
         "depends_on",
         "command",
         "labels",
+        "proxy",
+        "app",
     }
     addresses = [service["ip"] for service in plan["services"]]
     assert len(set(addresses)) == 3
@@ -521,3 +531,74 @@ def test_environments_allocated_in_turn_never_share_an_address(environments, sub
     assert all(ipaddress.ip_address(address) in network and address not in reserved for address in taken)
     for env_name, service_names in environments.items():
         assert allocate_addresses(env_name, named(*reversed(service_names)), subnet, taken) == allocations[env_name]
+
+
+def test_fixed_network_on_a_flat_l2_uses_its_gateway_and_hands_out_the_container_subnet():
+    buildings = {
+        "bldg_b": {
+            "host_subnet": "10.77.2.0/24",
+            "container_subnet": "10.77.102.0/24",
+            "container_link_subnet": "10.77.0.0/16",
+            "container_gateway": "10.77.0.1",
+        }
+    }
+    plan = env_plan(
+        {"name": "flat", "building": "bldg_b", "services": {"db": {"image": "r.example/env/redis:1"}}},
+        buildings,
+        ["h1"],
+        {"h1": "bldg_b"},
+        {},
+    )
+    assert (plan["network_subnet"], plan["network_gateway"], plan["subnet"]) == ("10.77.0.0/16", "10.77.0.1", "10.77.102.0/24")
+    assert ipaddress.ip_address(plan["services"][0]["ip"]) in ipaddress.ip_network("10.77.102.0/24")
+
+
+def test_taken_addresses_come_from_labelled_containers_on_the_fixed_network():
+    containers = [
+        {
+            "Labels": {"berth.env": "alpha", "berth.service": "db"},
+            "NetworkSettings": {"Networks": {"berth-bldg_b-fixed": {"IPAddress": "10.77.102.9"}}},
+        },
+        {"Labels": {"berth.env": "beta", "berth.service": "db"}, "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2"}}}},
+        {"Labels": {}, "NetworkSettings": {"Networks": {"berth-bldg_b-fixed": {"IPAddress": "10.77.102.10"}}}},
+    ]
+    assert taken_addresses(containers, "berth-bldg_b-fixed") == {"10.77.102.9": "alpha/db"}
+
+
+def test_health_checks_mounts_rows_and_buildings():
+    assert docker_healthcheck(None) is None
+    check = docker_healthcheck({"tcp": 6379, "interval": 2, "timeout": 5, "retries": 30})
+    assert check == {"test": ["CMD-SHELL", "bash -c '</dev/tcp/127.0.0.1/6379'"], "interval": "2s", "timeout": "5s", "retries": 30}
+    assert docker_healthcheck({"cmd": "true", "interval": 1, "timeout": 1, "retries": 1})["test"] == ["CMD-SHELL", "true"]
+    assert (
+        "http://127.0.0.1:8080/health"
+        in docker_healthcheck({"http": "/health", "port": 8080, "interval": 1, "timeout": 1, "retries": 1})["test"][1]
+    )
+    assert volume_mount({"name": "v", "target": "/d", "read_only": False}) == {
+        "type": "volume",
+        "source": "v",
+        "target": "/d",
+        "read_only": False,
+    }
+    rows = table_rows([{"name": "db", "host": "h1", "ip": "10.0.0.5", "ports": ["3306/tcp"]}], {"db": "healthy"})
+    assert rows == [{"service": "db", "host": "h1", "ip": "10.0.0.5", "ports": ["3306/tcp"], "health": "healthy"}]
+    assert host_buildings({"bldg_a": ["a1"], "bldg_b": ["b1", "b2"], "other": ["x"]}, {"bldg_a": {}, "bldg_b": {}}) == {
+        "a1": "bldg_a",
+        "b1": "bldg_b",
+        "b2": "bldg_b",
+    }
+
+
+def test_a_proxied_app_has_no_fixed_address_and_shows_its_listen_port():
+    buildings = {"bldg_b": {"host_subnet": "10.77.2.0/24", "container_subnet": "10.77.102.0/24"}}
+    services = {
+        "db": {"image": "r.example/env/mariadb:1"},
+        "app": {"image": "r.example/env/app:1", "ports": [8080], "proxy": 18080, "depends_on": ["db"]},
+    }
+    plan = env_plan({"name": "shop", "building": "bldg_b", "services": services}, buildings, ["h1"], {"h1": "bldg_b"}, {})
+    app = plan["services"][-1]
+    assert (app["ip"], app["proxy"], app["app"]) == (None, 18080, "env.shop.app")
+    assert table_rows([app], {})[0]["ports"] == ["h1:18080"]
+    bad = dict(services, app={"image": "r.example/env/app:1", "proxy": 18080, "ip": "10.77.102.9", "volumes": ["d:/d"]})
+    errors = " ".join(env_errors({"name": "shop", "building": "bldg_b", "services": bad}, buildings, ["h1"], {"h1": "bldg_b"}))
+    assert "has no fixed ip" in errors and "give the app's port" in errors and "takes no volumes" in errors

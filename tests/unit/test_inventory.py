@@ -100,3 +100,17 @@ def test_a_nested_subnet_is_always_reported(indexes, data):
     buildings["zz_nested"] = {"host_subnet": nested}
     errors = building_errors(buildings)
     assert errors == ["subnets overlap: berth_buildings.b%03d.host_subnet and berth_buildings.zz_nested.host_subnet" % outer]
+
+
+def test_a_flat_container_network_must_contain_the_container_subnet_and_its_gateway():
+    flat = {
+        "host_subnet": "10.77.1.0/24",
+        "container_subnet": "10.77.101.0/24",
+        "container_link_subnet": "10.77.0.0/16",
+        "container_gateway": "10.77.0.1",
+    }
+    assert building_errors({"bldg_a": flat}) == []
+    errors = building_errors({"bldg_a": dict(flat, container_link_subnet="10.88.0.0/16", container_gateway="10.77.0.1")})
+    assert any("must contain container_subnet" in e for e in errors)
+    assert any("container_gateway 10.77.0.1 is outside" in e for e in errors)
+    assert "is not an IP address" in building_errors({"bldg_a": dict(flat, container_gateway="router")})[0]

@@ -11,11 +11,15 @@ TOPOLOGY = {
 }
 
 
+# Fixed-IP containers sit on the flat campus network, routed by its gateway.
+FLAT = {"container_link_subnet": "10.77.0.0/16", "container_gateway": "10.77.0.1"}
+
+
 def test_buildings_get_disjoint_subnets_inside_the_campus():
     plan = lab_plan(TOPOLOGY, "lab", "10.77.0.0/16")
     assert plan["buildings"] == {
-        "bldg_a": {"host_subnet": "10.77.1.0/24", "container_subnet": "10.77.101.0/24"},
-        "bldg_b": {"host_subnet": "10.77.2.0/24", "container_subnet": "10.77.102.0/24"},
+        "bldg_a": {"host_subnet": "10.77.1.0/24", "container_subnet": "10.77.101.0/24", **FLAT},
+        "bldg_b": {"host_subnet": "10.77.2.0/24", "container_subnet": "10.77.102.0/24", **FLAT},
     }
     assert plan["dynamic_range"] == "10.77.0.0/24"
     assert plan["gateway"] == "10.77.0.1"
