@@ -33,7 +33,7 @@ destination: {description: The destination reference., returned: always, type: s
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import CONNECTION_SPEC, HarborError, project_path, repository_path, run_module
+from ansible.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, repository_path, run_module
 from ansible.module_utils.berth_harbor_objects import PROJECT_NAME, REPOSITORY_NAME, artifact_reference
 from ansible.module_utils.six.moves.urllib.parse import quote
 
@@ -45,11 +45,10 @@ def artifact_path(project, repository, reference):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            CONNECTION_SPEC,
+            OBJECT_SPEC,
             source={"type": "str", "required": True},
             project={"type": "str", "required": True},
             repository={"type": "str"},
-            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         ),
         supports_check_mode=True,
     )

@@ -31,15 +31,14 @@ schedule: {description: The schedule after the run, as berth compares it., retur
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import CONNECTION_SPEC, run_module
+from ansible.module_utils.berth_harbor import OBJECT_SPEC, run_module
 from ansible.module_utils.berth_harbor_objects import gc_comparable, gc_desired, gc_errors, gc_request
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            CONNECTION_SPEC,
-            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+            OBJECT_SPEC,
             schedule={"type": "str", "choices": ["none", "hourly", "daily", "weekly", "custom"], "default": "weekly"},
             cron={"type": "str"},
             delete_untagged={"type": "bool", "default": False},

@@ -34,7 +34,7 @@ rule_id: {description: Harbor's id of the rule., returned: when present and not 
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import CONNECTION_SPEC, HarborError, project_path, run_module
+from ansible.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, run_module
 from ansible.module_utils.berth_harbor_objects import find_immutable, immutable_errors, immutable_rule, project_errors, selector_key
 
 SELECTOR_OPTIONS = ("tag_matches", "tag_excludes", "repo_matches", "repo_excludes")
@@ -43,9 +43,8 @@ SELECTOR_OPTIONS = ("tag_matches", "tag_excludes", "repo_matches", "repo_exclude
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            CONNECTION_SPEC,
+            OBJECT_SPEC,
             project={"type": "str", "required": True},
-            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
             tag_matches={"type": "str"},
             tag_excludes={"type": "str"},
             repo_matches={"type": "str"},

@@ -46,7 +46,7 @@ changes: {description: The settings changed or to change., returned: always, typ
 """
 
 from ansible.module_utils.basic import AnsibleModule, human_to_bytes
-from ansible.module_utils.berth_harbor import CONNECTION_SPEC, HarborError, project_path, repository_path, run_module
+from ansible.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, repository_path, run_module
 from ansible.module_utils.berth_harbor_objects import UNLIMITED, project_changes, project_current, project_desired, project_errors
 
 
@@ -72,9 +72,8 @@ def proxy_registry_id(client, name):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            CONNECTION_SPEC,
+            OBJECT_SPEC,
             name={"type": "str", "required": True},
-            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
             public={"type": "bool"},
             auto_scan={"type": "bool"},
             prevent_vulnerable={"type": "bool"},

@@ -68,7 +68,7 @@ changes: {description: What changed, endpoint and policy., returned: always, typ
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import CONNECTION_SPEC, run_module
+from ansible.module_utils.berth_harbor import OBJECT_SPEC, run_module
 from ansible.module_utils.berth_harbor_objects import (
     registry_comparable,
     registry_desired,
@@ -87,9 +87,8 @@ def by_name(items, name):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            CONNECTION_SPEC,
+            OBJECT_SPEC,
             name={"type": "str", "required": True},
-            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
             description={"type": "str", "default": ""},
             registry={
                 "type": "dict",

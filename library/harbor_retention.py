@@ -43,16 +43,15 @@ policy: {description: The policy as berth compares it., returned: always, type: 
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import CONNECTION_SPEC, HarborError, run_module
+from ansible.module_utils.berth_harbor import OBJECT_SPEC, HarborError, run_module
 from ansible.module_utils.berth_harbor_objects import project_errors, retention_comparable, retention_errors, retention_policy
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            CONNECTION_SPEC,
+            OBJECT_SPEC,
             project={"type": "str", "required": True},
-            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
             rules={"type": "list", "elements": "dict", "default": []},
             schedule={"type": "str", "default": ""},
         ),

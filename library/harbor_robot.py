@@ -53,7 +53,7 @@ changes: {description: What changed., returned: always, type: list}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import CONNECTION_SPEC, run_module
+from ansible.module_utils.berth_harbor import OBJECT_SPEC, run_module
 from ansible.module_utils.berth_harbor_objects import robot_comparable, robot_desired, robot_errors, robot_full_name, robot_level
 
 
@@ -75,9 +75,8 @@ def find_robot(client, p):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            CONNECTION_SPEC,
+            OBJECT_SPEC,
             name={"type": "str", "required": True},
-            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
             level={"type": "str", "choices": ["project", "system"]},
             description={"type": "str", "default": ""},
             duration={"type": "int"},

@@ -13,7 +13,7 @@ import ipaddress
 import math
 import re
 
-from ansible.module_utils.berth_images import parse_reference
+from ansible.module_utils.berth_images import in_registry, parse_reference, tag_of
 from ansible.module_utils.berth_inventory import parse_network
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -646,14 +646,6 @@ def normalise(definition):
     }
 
 
-def _full_image(image, registry):
-    """The image with the building's registry in front when it names none."""
-    reference = parse_reference(image)
-    if not reference.registry:
-        reference = parse_reference("%s/%s" % (registry, image))
-    return str(reference)
-
-
 def env_plan(definition, buildings, docker_hosts, host_building, taken):
     """Everything needed to create the environment, services in start order.
 
@@ -683,7 +675,8 @@ def env_plan(definition, buildings, docker_hosts, host_building, taken):
                 "ip": addresses.get(service_name),
                 "proxy": service["proxy"],
                 "app": "env.%s.%s" % (name, service_name),
-                "image": _full_image(service["image"], settings.get("registry")),
+                "image": str(in_registry(service["image"], settings.get("registry"))),
+                "version": tag_of(service["image"]),
                 "env": service["env"],
                 "ports": service["ports"],
                 "volumes": [

@@ -191,6 +191,9 @@ CONNECTION_SPEC = {
     "validate_certs": {"type": "bool", "default": True},
 }
 
+# Every Harbor object module: the connection, and whether the object exists.
+OBJECT_SPEC = dict(CONNECTION_SPEC, state={"type": "str", "choices": ["present", "absent"], "default": "present"})
+
 
 def client_for(module):
     """The client for a module's connection options (admin or a robot account)."""

@@ -105,3 +105,18 @@ def hub_name(reference):
     if reference.registry not in (None, DOCKER_HUB):
         return reference.name
     return reference.repository if "/" in reference.repository else "library/" + reference.repository
+
+
+def in_registry(image, registry):
+    """The reference with `registry` in front when the image names none."""
+    reference = parse_reference(image)
+    if reference.registry:
+        return reference
+    if not registry:
+        raise ValueError("image %r names no registry and the building has none" % image)
+    return parse_reference("%s/%s" % (registry, image))
+
+
+def tag_of(image, default="latest"):
+    """The tag of an image reference (Docker's default when it has none)."""
+    return parse_reference(image).tag or default

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 
-from ansible.module_utils.berth_images import parse_reference, tag_error
+from ansible.module_utils.berth_images import in_registry, parse_reference, tag_error
 
 APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -174,11 +174,7 @@ def image_ref(image, registry, version):
     ref = parse_reference(image)
     if ref.tag or ref.digest:
         raise ValueError("berth_apps image %r must not carry a tag; the version is the tag" % image)
-    if not ref.registry:
-        if not registry:
-            raise ValueError("image %r names no registry and the host's building has none" % image)
-        ref = parse_reference("%s/%s" % (registry, image))
-    return str(ref.with_tag(version))
+    return str(in_registry(image, registry).with_tag(version))
 
 
 def rollout_batches(hosts_in_order, building_of, batch_size):

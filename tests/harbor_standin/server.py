@@ -7,8 +7,8 @@ the swagger is recorded in .violations and reaches the client as a 500.
 
 From a test:
 
-    with HarborStandIn("Harbor12345") as harbor:
-        ...  # talk to harbor.url with basic auth admin/Harbor12345
+    with HarborStandIn("Stand-in-admin-pw1") as harbor:
+        ...  # talk to harbor.url with basic auth admin/Stand-in-admin-pw1
     assert harbor.violations == []
 
 As a process: python tests/harbor_standin/server.py --port 0 --admin-password PW [--seed seed.json]

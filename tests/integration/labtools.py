@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import yaml
@@ -50,6 +51,11 @@ def ansible_playbook(*args, env=None, timeout=1800):
     )
     recap = {m.group("host"): {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP.finditer(proc.stdout)}
     return PlaybookRun(list(args), proc.returncode, proc.stdout, recap)
+
+
+def local_playbook(*args, **kwargs):
+    """ansible-playbook on the control host itself, with this venv's Python."""
+    return ansible_playbook("-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable, *args, **kwargs)
 
 
 def docker(*args, check=True):

@@ -9,7 +9,7 @@ import os
 import sys
 
 import pytest
-from labtools import ROOT, ansible_playbook, task_results
+from labtools import ROOT, local_playbook, task_results
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harbor_standin import HarborStandIn
@@ -52,16 +52,10 @@ def prune(harbor, *args, **options):
         "protected": ["harbor.bldg-a.example/lab/web@%s" % digest(0)],
     }
     settings.update(options)
-    run = ansible_playbook(
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
+    run = local_playbook(
         "tests/integration/playbooks/registry-prune.yml",
         "-e",
         "target=localhost",
-        "-e",
-        "ansible_python_interpreter=%s" % sys.executable,
         "-e",
         json.dumps({"prune": settings, "harbor_password": PASSWORD}),
         *args,
@@ -117,16 +111,10 @@ def test_prune_keeps_exactly_the_policy_then_runs_gc(harbor):
 
 def test_wrong_credentials_fail_clearly_and_delete_nothing(harbor):
     before = remaining(harbor)
-    run = ansible_playbook(
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
+    run = local_playbook(
         "tests/integration/playbooks/registry-prune.yml",
         "-e",
         "target=localhost",
-        "-e",
-        "ansible_python_interpreter=%s" % sys.executable,
         "-e",
         json.dumps({"prune": {"backend": "harbor", "registry": harbor.url, "grace": 0}, "harbor_password": "not-the-password"}),
         timeout=300,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import yaml
-from labtools import ROOT, ansible_playbook
+from labtools import ROOT, local_playbook
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harbor_standin.template_keys import reference_keys
@@ -37,13 +37,7 @@ SETS = {
 
 def render(tmp_path, settings):
     variables = dict(PASSWORDS, harbor_hostname="harbor.bldg-a.example", harbor_install_dir=str(tmp_path), **settings)
-    run = ansible_playbook(
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        "ansible_python_interpreter=" + sys.executable,
+    run = local_playbook(
         "tests/integration/playbooks/harbor-render.yml",
         "-e",
         json.dumps(variables),

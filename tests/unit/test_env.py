@@ -440,6 +440,7 @@ def test_the_plan():
         "labels",
         "proxy",
         "app",
+        "version",
     }
     addresses = [service["ip"] for service in plan["services"]]
     assert len(set(addresses)) == 3

@@ -24,7 +24,7 @@ standin = importlib.import_module("harbor_standin")
 handlers = importlib.import_module("harbor_standin.handlers")
 swagger = importlib.import_module("harbor_standin.swagger")
 
-PASSWORD = "Harbor12345"
+PASSWORD = "Stand-in-unit-4b2d9"
 ADMIN = ("admin", PASSWORD)
 D1, D2, D3 = ("sha256:" + c * 64 for c in "abc")
 Reply = namedtuple("Reply", "status headers body")
