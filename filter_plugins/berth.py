@@ -121,6 +121,7 @@ class FilterModule:
             "berth_lab_plan": _wrap(berth_lab.lab_plan),
             "berth_lab_inventory": _wrap(berth_lab.lab_inventory),
             "berth_firewall_errors": _wrap(berth_firewall.spec_errors),
+            "berth_firewall_opening_errors": _wrap(berth_firewall.openings_errors),
             "berth_port_sets": _wrap(berth_ports.port_sets),
             "berth_cleanup_report": _wrap(cleanup_report),
             "berth_cleanup_summary": _wrap(berth_cleanup.cleanup_summary),
@@ -146,5 +147,7 @@ class FilterModule:
             "berth_env_mount": _wrap(berth_env.volume_mount),
             "berth_env_rows": _wrap(berth_env.table_rows),
             "berth_env_proxy_apps": _wrap(berth_env.proxy_apps),
+            "berth_env_networks": _wrap(berth_env.service_networks),
+            "berth_env_firewall_opening": _wrap(berth_env.firewall_opening),
             "berth_env_errors": _wrap(berth_env.env_errors),
         }

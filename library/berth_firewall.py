@@ -83,6 +83,11 @@ options:
     description: Where persisted, pending and rollback payloads are kept.
     type: path
     default: /etc/berth/firewall
+  openings_dir:
+    description:
+      - Drop-ins that open more ports, one C(<name>.json) each holding C({ports, sources}); environments
+        write them for their proxied ports. Defaults to C(<state_dir>/openings).
+    type: path
   loader:
     description: The script that loads payloads (installed by the firewall role).
     type: path
@@ -106,6 +111,10 @@ revert_in:
   description: Seconds until the rules revert unless confirmed (0 when no timer was armed).
   returned: action=apply
   type: int
+openings:
+  description: Names of the drop-in openings included in the rules.
+  returned: action=apply
+  type: list
 drift:
   description: The live chains differed from the persisted rules.
   returned: action=apply
@@ -113,6 +122,7 @@ drift:
 """
 
 import ipaddress
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -125,6 +135,7 @@ from ansible.module_utils.berth_firewall import (
     plan,
     rule_count,
     spec_errors,
+    with_openings,
 )
 
 SPEC_KEYS = (
@@ -196,6 +207,22 @@ def detect_control_host():
     return str(ipaddress.ip_network(address))
 
 
+def read_openings(directory):
+    """{name: opening} from the drop-in directory, and the errors found."""
+    openings, errors = {}, []
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
+    except FileNotFoundError:
+        return openings, errors
+    for name in names:
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as stream:
+                openings[name[: -len(".json")]] = json.load(stream)
+        except ValueError as exc:
+            errors.append("opening %s is not valid JSON: %s" % (os.path.join(directory, name), exc))
+    return openings, errors
+
+
 def disarm(module):
     module.run_command(["systemctl", "stop", REVERT_UNIT + ".timer", REVERT_UNIT + ".service"])
     module.run_command(["systemctl", "reset-failed", REVERT_UNIT + ".timer", REVERT_UNIT + ".service"])
@@ -215,6 +242,7 @@ def apply(module, spec):
         "digests": {family: payloads[family]["digest"] for family in FAMILIES},
         "rules": {family: payloads[family]["text"].splitlines() for family in FAMILIES},
         "control_host": control_host,
+        "openings": sorted(set(spec["port_sets"]) - set(module.params["port_sets"])),
         "drift": files_ok and not all(live_ok.values()),
         "revert_in": 0,
     }
@@ -301,6 +329,7 @@ def main():
             "confirm_timeout": {"type": "int", "default": 60},
             "expect_digests": {"type": "dict"},
             "state_dir": {"type": "path", "default": "/etc/berth/firewall"},
+            "openings_dir": {"type": "path"},
             "loader": {"type": "path", "default": "/usr/local/sbin/berth-firewall"},
         },
         required_if=[("action", "apply", ["buildings", "building"])],
@@ -309,7 +338,12 @@ def main():
     if module.params["action"] == "confirm":
         module.exit_json(**confirm(module))
     spec = {key: module.params[key] for key in SPEC_KEYS}
-    errors = spec_errors(spec)
+    openings, errors = read_openings(module.params["openings_dir"] or os.path.join(module.params["state_dir"], "openings"))
+    try:
+        spec = with_openings(spec, openings)
+    except ValueError as exc:
+        errors.append(str(exc))
+    errors += spec_errors(spec)
     if module.params["confirm_timeout"] < 0:
         errors.append("confirm_timeout must not be negative")
     if errors:

@@ -8,8 +8,9 @@ short_description: Start-first, health-checked rollout of an app container on on
 description:
   - Starts the new version next to the old one (published on a loopback port of its own),
     waits until it is healthy (Docker HEALTHCHECK and/or an HTTP or TCP probe, within a
-    deadline), points the host's proxy at it with a graceful reload, waits until the old
-    container has no connections left (or C(drain_timeout)), stops it, and keeps the last
+    deadline), points the host's proxy at it with a graceful reload (waiting until nginx's
+    new workers serve), waits until the old workers have exited and the old container has
+    no connections left (or C(drain_timeout)), stops it, and keeps the last
     C(retain) stopped versions for an instant rollback.
   - Any failure before the switch removes the new container and leaves the old one serving;
     the message carries the health output and the last log lines.
@@ -286,7 +287,8 @@ class Rollout:
 
     def drain(self, container):
         deadline = time.monotonic() + self.p["drain_timeout"]
-        while time.monotonic() < deadline and self.connections(container) > 0:
+        # Old nginx workers may still open connections until they exit.
+        while time.monotonic() < deadline and (not self.switch.settled() or self.connections(container) > 0):
             time.sleep(0.1)
 
     def cleanup(self, keep_ids):

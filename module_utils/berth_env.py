@@ -2,8 +2,9 @@
 created and torn down together on the Docker hosts of one building.
 
 Every service gets a fixed address on the building's container_subnet (the
-shared macvlan network) and joins the environment's own bridge network, so
-environments reach each other only where `allow_from` says so. Everything
+shared macvlan network) and joins the environment's own internal network;
+its services also join the networks of the environments it names in
+`reach`, and no others. Everything
 here is pure: the playbook reads Docker, these functions decide.
 """
 
@@ -13,6 +14,7 @@ import ipaddress
 import math
 import re
 
+from ansible.module_utils.berth_firewall import sources_errors
 from ansible.module_utils.berth_images import in_registry, parse_reference, tag_of
 from ansible.module_utils.berth_inventory import parse_network
 
@@ -21,7 +23,8 @@ SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 VOLUME_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 MEMORY = re.compile(r"^\d+[bkmg]?$", re.IGNORECASE)
 PORT = re.compile(r"^(\d+)(?:/(tcp|udp))?$")
-ENV_KEYS = ("name", "building", "hosts", "allow_from", "services")
+ENV_KEYS = ("name", "building", "hosts", "reach", "proxy_sources", "services")
+DEFAULT_PROXY_SOURCES = {"buildings": ["own"]}
 SERVICE_KEYS = ("name", "image", "env", "ports", "volumes", "health", "cpus", "memory", "depends_on", "ip", "host", "command", "proxy")
 HEALTH_PROBES = ("cmd", "tcp", "http")
 HEALTH_DEFAULTS = {"interval": 2, "timeout": 5, "retries": 30}
@@ -554,15 +557,16 @@ def env_errors(definition, buildings, docker_hosts, host_building):
         errors.append("name: the environment network %s would be a building's shared network; choose another name" % env_network(name))
     location_errors, building, env_hosts = _location(definition, buildings, docker_hosts, host_building)
     errors.extend(location_errors)
-    allow_from = definition.get("allow_from", [])
-    if not isinstance(allow_from, list):
-        errors.append("allow_from must be a list of environment names")
+    reach = definition.get("reach", [])
+    if not isinstance(reach, list):
+        errors.append("reach must be a list of environment names")
     else:
-        for index, other in enumerate(allow_from):
+        for index, other in enumerate(reach):
             if not isinstance(other, str) or not ENV_NAME.match(other):
-                errors.append("allow_from[%d]: %r is not a valid environment name" % (index, other))
+                errors.append("reach[%d]: %r is not a valid environment name" % (index, other))
             elif other == name:
-                errors.append("allow_from[%d]: %s names the environment itself (its services share its network already)" % (index, other))
+                errors.append("reach[%d]: %s names the environment itself (its services share its network already)" % (index, other))
+    errors.extend(sources_errors(definition.get("proxy_sources", DEFAULT_PROXY_SOURCES), buildings, "proxy_sources"))
     entries, form_errors = _service_entries(definition.get("services"))
     errors.extend(form_errors)
     for where, service_name, spec in entries:
@@ -641,7 +645,8 @@ def normalise(definition):
         "name": definition["name"],
         "building": definition.get("building"),
         "hosts": sorted(set(definition.get("hosts") or [])),
-        "allow_from": sorted(set(definition.get("allow_from") or [])),
+        "reach": sorted(set(definition.get("reach") or [])),
+        "proxy_sources": definition.get("proxy_sources", DEFAULT_PROXY_SOURCES),
         "services": sorted((_normal_service(name, spec) for _, name, spec in entries), key=lambda service: service["name"]),
     }
 
@@ -704,7 +709,11 @@ def env_plan(definition, buildings, docker_hosts, host_building, taken):
         "hosts": sorted(set(placement.values())),
         "network": env_network(name),
         "building_network": building_network(building),
-        "allow_from": env["allow_from"],
+        "reach": env["reach"],
+        # networks of other environments this one's services join (by name there)
+        "reach_networks": [env_network(other) for other in env["reach"]],
+        # who may reach the proxied apps' listen ports through the host firewall
+        "proxy_sources": env["proxy_sources"],
         # for the network and volumes: what owned_objects and name_clashes go by
         "labels": {LABEL_ENV: name, LABEL_BUILDING: building},
         "services": services,
@@ -827,6 +836,21 @@ def table_rows(services, health):
         }
         for s in services
     ]
+
+
+def service_networks(service, plan):
+    """docker_container networks of a service with a fixed address."""
+    networks = [
+        {"name": plan["network"], "aliases": [service["name"]]},
+        {"name": plan["building_network"], "ipv4_address": service["ip"]},
+    ]
+    return networks + [{"name": name} for name in plan["reach_networks"]]
+
+
+def firewall_opening(plan, host):
+    """The host firewall opening for the proxied apps on `host` (None when there are none)."""
+    ports = [{"proto": "tcp", "ports": str(s["proxy"])} for s in plan["services"] if s.get("proxy") and s["host"] == host]
+    return {"ports": ports, "sources": plan["proxy_sources"]} if ports else None
 
 
 def proxy_apps(services, host):

@@ -11,6 +11,7 @@ declare are replaced, so Docker's own chains are never flushed.
 
 import hashlib
 import ipaddress
+import re
 
 from ansible.module_utils.berth_ports import (
     PROTOCOLS,
@@ -119,6 +120,47 @@ def spec_errors(spec, prefix=""):
     if spec.get("icmp", "any") not in ICMP_MODES:
         errors.append("%sicmp: %r is not one of %s" % (prefix, spec.get("icmp"), ", ".join(ICMP_MODES)))
     return errors
+
+
+OPENING_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+
+
+def with_openings(spec, openings):
+    """The spec plus openings other playbooks dropped on the host (an
+    environment's proxied ports, say): {name: {"ports": [{proto, ports}],
+    "sources": {...}}}. Each becomes a port set of its own, opened to its
+    sources, so removing the drop-in closes exactly what it opened."""
+    errors = []
+    merged = dict(spec)
+    custom = dict(spec.get("custom_port_sets") or {})
+    allow = dict(spec.get("allow") or {})
+    names = list(spec.get("port_sets") or [])
+    for name, opening in sorted((openings or {}).items()):
+        where = "opening %s" % name
+        if not OPENING_NAME.match(name):
+            errors.append("%s: the name must match %s" % (where, OPENING_NAME.pattern))
+            continue
+        if name in custom or name in allow:
+            errors.append("%s: clashes with a port set of the same name" % where)
+            continue
+        if not isinstance(opening, dict) or set(opening) - {"ports", "sources"}:
+            errors.append("%s must be a mapping with ports and sources only" % where)
+            continue
+        custom[name] = opening.get("ports")
+        allow[name] = opening.get("sources", spec.get("default_sources") or {"buildings": ["own"]})
+        names.append(name)
+    merged.update(custom_port_sets=custom, allow=allow, port_sets=names)
+    if errors:
+        raise ValueError("; ".join(errors))
+    return merged
+
+
+def openings_errors(spec, openings):
+    """Everything wrong with a spec once `openings` are added to it."""
+    try:
+        return spec_errors(with_openings(spec, openings))
+    except ValueError as exc:
+        return [str(exc)]
 
 
 def resolve_sources(sources, buildings, own):

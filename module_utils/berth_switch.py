@@ -2,30 +2,63 @@
 
 A switch knows where traffic goes now and can point it elsewhere. nginx on
 the host is the default; a gateway API can be added as another class with
-the same three methods (CommandSwitch shows the shape).
+the same methods (CommandSwitch shows the shape).
 """
 
 import os
 import re
 import subprocess
 import tempfile
+import time
 
 SERVER_LINE = re.compile(r"^\s*server\s+(\S+?)(?:\s+[^;]*)?;", re.MULTILINE)
+WORKER_TITLE = "nginx: worker process"
+SHUTTING_DOWN = "is shutting down"
 
 
 class SwitchError(Exception):
     pass
 
 
+def nginx_workers(proc="/proc"):
+    """{pid: process title} of every nginx worker on this host."""
+    workers = {}
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "cmdline"), "rb") as stream:
+                title = stream.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if title.startswith(WORKER_TITLE):
+            workers[int(entry)] = title
+    return workers
+
+
+def reload_applied(before, now):
+    """Whether nginx has taken a reload: `nginx -s reload` only signals the
+    master, which then starts new workers and tells the old ones (the pids in
+    `before`) to finish. Until then the old workers still take new requests
+    for the old upstream."""
+    fresh = [pid for pid in now if pid not in before and SHUTTING_DOWN not in now[pid]]
+    lingering = [pid for pid in before if pid in now and SHUTTING_DOWN not in now[pid]]
+    return bool(fresh) and not lingering
+
+
 class NginxSwitch:
     """Rewrites /etc/nginx/berth/upstreams/<app>.conf and reloads nginx
     gracefully: old workers finish their requests, new ones use the new
-    upstream, so no request is dropped."""
+    upstream, so no request is dropped. point_to returns once the new workers
+    serve; settled() tells when the old ones have finished."""
 
-    def __init__(self, app, directory="/etc/nginx/berth/upstreams", nginx="nginx"):
+    def __init__(self, app, directory="/etc/nginx/berth/upstreams", nginx="nginx", workers=nginx_workers, reload_timeout=30):
         self.app = app
         self.path = os.path.join(directory, "%s.conf" % app)
         self.nginx = nginx
+        self.workers = workers
+        self.reload_timeout = reload_timeout
+        self.retiring = set()
 
     def check(self):
         """Raise unless the upstream directory is there to write into."""
@@ -60,10 +93,25 @@ class NginxSwitch:
         if test.returncode != 0:
             self._restore(previous)
             raise SwitchError("nginx rejected the new upstream: %s" % (test.stderr or test.stdout).strip())
+        before = self.workers()
         reload = subprocess.run([self.nginx, "-s", "reload"], capture_output=True, text=True, check=False)
         if reload.returncode != 0:
             self._restore(previous)
             raise SwitchError("nginx reload failed: %s" % (reload.stderr or reload.stdout).strip())
+        self.retiring |= set(before)
+        deadline = time.monotonic() + self.reload_timeout
+        while not reload_applied(before, self.workers()):
+            if time.monotonic() > deadline:
+                # The master kept its old workers (a bind error, say): keep them on the old upstream.
+                self._restore(previous)
+                subprocess.run([self.nginx, "-s", "reload"], capture_output=True, check=False)
+                raise SwitchError("nginx did not start new workers within %ss of the reload" % self.reload_timeout)
+            time.sleep(0.05)
+
+    def settled(self):
+        """True once no worker from before the last switch is left."""
+        self.retiring &= set(self.workers())
+        return not self.retiring
 
     def _restore(self, previous):
         if previous is None:
@@ -93,9 +141,13 @@ class CommandSwitch:
         return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
     def point_to(self, servers):
+        """The command returns once the new servers take new requests."""
         result = subprocess.run([self.command, "point", self.app, *servers], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise SwitchError("switch command failed: %s" % result.stderr.strip())
+
+    def settled(self):
+        return True
 
 
 def make_switch(kind, app, nginx_dir, command):

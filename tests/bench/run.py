@@ -287,11 +287,16 @@ def bench_env(lab):
         teardown, _ = lab.playbook("teardown " + name, "playbooks/env-teardown.yml", "-e", "env_name=" + name)
         return create, again, teardown, rerun.total_changed()
 
-    alone = cycle("solo")
+    def best_of_two(name):
+        # The faster of two cycles, so a passing stall on the shared machine does not decide the ratio.
+        first, second = cycle(name + "-1"), cycle(name + "-2")
+        return tuple(min(a, b) for a, b in zip(first[:3], second[:3])) + (max(first[3], second[3]),)
+
+    alone = best_of_two("solo")
     others = ["other%d" % n for n in range(1, 6)]
     for name in others:
         lab.playbook("create " + name, "playbooks/env-create.yml", "-e", env_spec(name, "bldg_b"))
-    beside = cycle("crowded")
+    beside = best_of_two("crowded")
     for name in others:
         lab.playbook("teardown " + name, "playbooks/env-teardown.yml", "-e", "env_name=" + name)
     return [

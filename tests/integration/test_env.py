@@ -71,6 +71,12 @@ def objects(lab):
     return found
 
 
+def firewall_openings(envs):
+    """berth's openings in the env host's live INPUT rules, by name."""
+    rules = lab_exec(envs["host"], "iptables -S BERTH-INPUT", check=True).stdout
+    return sorted({word.strip('"') for word in rules.split() if word.strip('"').startswith("env.")})
+
+
 def in_app(envs, env, command):
     """Run a command in the env's serving app container (docker_rollout names it per version)."""
     find = "docker ps -q --filter label=berth.env=%s --filter label=berth.service=app --filter status=running" % env
@@ -90,6 +96,7 @@ def sql(envs, env, host="db"):
         ({"services": {"a": {"image": "env/redis:1", "depends_on": ["b"]}, "b": {"image": "env/redis:1", "depends_on": ["a"]}}}, "cycle"),
         ({"hosts": None, "building": "bldg_z"}, "'bldg_z' is not a building"),
         ({"services": {"db": {"ports": [3306]}}}, "image"),
+        ({"reach": ["gamma"]}, "reach: gamma has no network"),
     ],
 )
 def test_bad_definitions_fail_clearly_and_create_nothing(envs, change, message):
@@ -123,6 +130,11 @@ def test_two_environments_side_by_side_then_released_without_leftovers(envs):
     inspect = "docker inspect berth-env-beta-db --format '{{json .NetworkSettings.Networks}}'"
     networks = json.loads(lab_exec(envs["host"], inspect, check=True).stdout)
     assert sql(envs, "alpha", networks["berth-env-beta"]["IPAddress"]).returncode != 0
+    # The apps' listen ports are open in the host firewall to the building, and only them.
+    address = envs["lab"].hosts[envs["host"]]
+    for env in ("alpha", "beta"):
+        assert lab_exec(envs["neighbour"], "curl -sf -m 5 -o /dev/null http://%s:%d/" % (address, LISTEN[env])).returncode == 0
+    assert firewall_openings(envs) == ["env.alpha", "env.beta"]
     # Another host of the building reaches a service on its fixed address.
     fixed = networks["berth-bldg_b-fixed"]["IPAddress"]
     assert lab_exec(envs["neighbour"], "nc -z -w 3 %s 3306" % fixed).returncode == 0
@@ -134,6 +146,8 @@ def test_two_environments_side_by_side_then_released_without_leftovers(envs):
     down = teardown(envs, "alpha")
     assert down.returncode == 0, down.explain()
     assert objects(lab) == with_beta
+    assert firewall_openings(envs) == ["env.beta"]
+    assert lab_exec(envs["neighbour"], "curl -sf -m 5 -o /dev/null http://%s:%d/" % (address, LISTEN["alpha"])).returncode != 0
     assert sql(envs, "beta").stdout.strip() == "42"
 
     # An app update is a start-first release through docker_rollout and the host's nginx.
@@ -153,6 +167,18 @@ def test_two_environments_side_by_side_then_released_without_leftovers(envs):
     assert serving == [image + ":2"]
     assert sql(envs, "beta").stdout.strip() == "42"
 
+    # gamma reaches beta's services over beta's network; releasing beta cuts gamma off cleanly.
+    gamma = {"env": {"name": "gamma", "hosts": [envs["host"]], "reach": ["beta"], "services": {"cache": SERVICES["cache"]}}}
+    created = create(envs, gamma)
+    assert created.returncode == 0, created.explain()
+    cache = json.loads(lab_exec(envs["host"], inspect.replace("-db ", "-cache "), check=True).stdout)["berth-env-beta"]["IPAddress"]
+    ping = "docker exec berth-env-gamma-cache redis-cli -h %s ping" % cache
+    assert lab_exec(envs["host"], ping).stdout.strip() == "PONG"
+
     down = teardown(envs, "beta")
     assert down.returncode == 0, down.explain()
+    assert lab_exec(envs["host"], ping).stdout.strip() != "PONG"
+    assert lab_exec(envs["host"], "docker exec berth-env-gamma-cache redis-cli ping").stdout.strip() == "PONG"
+    assert teardown(envs, "gamma").returncode == 0
     assert objects(lab) == empty
+    assert firewall_openings(envs) == []

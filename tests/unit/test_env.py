@@ -9,6 +9,7 @@ from ansible.module_utils.berth_env import (
     env_errors,
     env_plan,
     env_table,
+    firewall_opening,
     gateway,
     host_buildings,
     name_clashes,
@@ -16,6 +17,7 @@ from ansible.module_utils.berth_env import (
     owned_objects,
     place,
     reserved_addresses,
+    service_networks,
     start_order,
     table_rows,
     taken_addresses,
@@ -46,7 +48,7 @@ HOST_BUILDING = {
 GOOD = {
     "name": "alpha",
     "building": "bldg_b",
-    "allow_from": ["beta"],
+    "reach": ["beta"],
     "services": {
         "db": {
             "image": "lab/mariadb:10.11",
@@ -137,9 +139,11 @@ def test_pinned_hosts_give_the_building():
         ),
         (changed(building=None, hosts=["berth-lab-c1"]), "hosts: building bldg_c has no container_subnet"),
         (changed(building=None, hosts=["berth-lab-z1"]), "hosts: their building bldg_z is not in berth_buildings"),
-        (changed(allow_from=["alpha"]), "allow_from[0]: alpha names the environment itself"),
-        (changed(allow_from=["Beta"]), "allow_from[0]: 'Beta' is not a valid environment name"),
-        (changed(allow_from="beta"), "allow_from must be a list"),
+        (changed(reach=["alpha"]), "reach[0]: alpha names the environment itself"),
+        (changed(reach=["Beta"]), "reach[0]: 'Beta' is not a valid environment name"),
+        (changed(reach="beta"), "reach must be a list"),
+        (changed(proxy_sources={"buildings": ["bldg_z"]}), "proxy_sources.buildings[0]: unknown building 'bldg_z'"),
+        (changed(proxy_sources={"cidrs": ["10.0.0.1/8"]}), "proxy_sources.cidrs[0]: '10.0.0.1/8' is not a CIDR"),
         (changed(services={}), "services: an environment needs at least one service"),
         (changed(services=None), "services: an environment needs at least one service"),
         (changed(services="db"), "services must be a mapping of name to service, or a list"),
@@ -287,7 +291,7 @@ def test_normalise_fills_defaults_and_canonical_forms():
     assert (db["cpus"], db["memory"], db["ip"], db["host"]) == (1.0, "512m", "10.77.102.40", "berth-lab-b1")
     assert web["depends_on"] == ["cache", "db"]
     assert web["health"] == {"http": "/health", "port": 8080, "interval": 2, "timeout": 5, "retries": 30}
-    assert env["allow_from"] == ["beta"]
+    assert env["reach"] == ["beta"]
 
 
 def services(*names, **depends):
@@ -407,7 +411,9 @@ def test_the_plan():
         "hosts": ["berth-lab-b1", "berth-lab-b2"],
         "network": "berth-env-alpha",
         "building_network": "berth-bldg_b-fixed",
-        "allow_from": ["beta"],
+        "reach": ["beta"],
+        "reach_networks": ["berth-env-beta"],
+        "proxy_sources": {"buildings": ["own"]},
         "labels": {"berth.env": "alpha", "berth.building": "bldg_b"},
     }
     assert [service["name"] for service in plan["services"]] == ["cache", "db", "web"]
@@ -446,6 +452,28 @@ def test_the_plan():
     assert len(set(addresses)) == 3
     assert all(ipaddress.ip_address(address) in ipaddress.ip_network("10.77.102.0/24") for address in addresses)
     assert env_plan(GOOD, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {}) == plan
+
+
+def test_services_join_their_own_network_the_fixed_one_and_the_ones_they_reach():
+    plan = env_plan(GOOD, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {})
+    db = next(service for service in plan["services"] if service["name"] == "db")
+    assert service_networks(db, plan) == [
+        {"name": "berth-env-alpha", "aliases": ["db"]},
+        {"name": "berth-bldg_b-fixed", "ipv4_address": "10.77.102.40"},
+        {"name": "berth-env-beta"},
+    ]
+
+
+def test_the_firewall_opening_holds_the_listen_ports_of_the_apps_on_each_host():
+    proxied = changed(proxy_sources={"buildings": ["own", "bldg_a"], "cidrs": ["192.0.2.0/24"]})
+    proxied["services"]["web"].update(proxy=18080, ports=[8080], host="berth-lab-b2")
+    proxied["services"]["api"] = {"image": "api:1", "ports": [9000], "proxy": 18090, "host": "berth-lab-b2"}
+    plan = env_plan(proxied, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {})
+    assert firewall_opening(plan, "berth-lab-b2") == {
+        "ports": [{"proto": "tcp", "ports": "18090"}, {"proto": "tcp", "ports": "18080"}],
+        "sources": {"buildings": ["own", "bldg_a"], "cidrs": ["192.0.2.0/24"]},
+    }
+    assert firewall_opening(plan, "berth-lab-b1") is None
 
 
 def test_the_plan_refuses_a_bad_definition_or_a_taken_address():

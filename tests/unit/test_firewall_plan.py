@@ -6,11 +6,13 @@ from ansible.module_utils.berth_firewall import (
     DOCKER_CHAIN,
     INPUT_CHAIN,
     live_digest,
+    openings_errors,
     permissive_payload,
     plan,
     resolve_sources,
     rule_count,
     spec_errors,
+    with_openings,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -147,3 +149,30 @@ def test_the_plan_does_not_depend_on_declaration_order(allow, opened):
     forward = plan(spec(port_sets=["ssh", *opened], allow=allow))
     backward = plan(spec(port_sets=["ssh", *reversed(opened)], allow=dict(reversed(list(allow.items())))))
     assert forward == backward
+
+
+def test_an_opening_opens_its_ports_to_its_sources_and_nothing_else():
+    opening = {"ports": [{"proto": "tcp", "ports": "18081"}], "sources": {"buildings": ["own"], "cidrs": ["192.0.2.0/24"]}}
+    opened = plan(with_openings(spec(), {"env.alpha": opening}))["v4"]
+    assert [rule for rule in rules(opened, INPUT_CHAIN) if '"env.alpha"' in rule] == [
+        '-A BERTH-INPUT -s 10.1.1.0/24 -p tcp --dport 18081 -m comment --comment "env.alpha" -j ACCEPT',
+        '-A BERTH-INPUT -s 10.1.101.0/24 -p tcp --dport 18081 -m comment --comment "env.alpha" -j ACCEPT',
+        '-A BERTH-INPUT -s 192.0.2.0/24 -p tcp --dport 18081 -m comment --comment "env.alpha" -j ACCEPT',
+    ]
+    # Removing the opening gives back exactly the rules from before.
+    assert plan(with_openings(spec(), {}))["v4"] == plan(spec())["v4"]
+    assert with_openings(spec(), {}) == dict(spec(), custom_port_sets={}, allow={})
+
+
+def test_a_bad_opening_is_named_and_refused():
+    assert openings_errors(spec(), {"env.alpha": {"ports": [{"proto": "sctp", "ports": "1"}]}}) == [
+        "custom_port_sets.env.alpha[0].proto: unknown protocol 'sctp' (use tcp or udp)"
+    ]
+    assert openings_errors(spec(), {"Bad Name": {"ports": []}})[0].startswith("opening Bad Name: the name must match")
+    assert "clashes" in openings_errors(spec(custom_port_sets={"app": [{"proto": "tcp", "ports": "1"}]}), {"app": {"ports": []}})[0]
+    assert "ports and sources only" in openings_errors(spec(), {"env.a": {"ports": [], "port": 1}})[0]
+    assert (
+        "unknown building 'bldg_z'"
+        in openings_errors(spec(), {"env.a": {"ports": [{"proto": "tcp", "ports": "1"}], "sources": {"buildings": ["bldg_z"]}}})[0]
+    )
+    assert openings_errors(spec(), {"env.a": {"ports": [{"proto": "tcp", "ports": "1"}]}}) == []

@@ -14,7 +14,7 @@ from ansible.module_utils.berth_rollout import (
     spec_errors,
     to_retain,
 )
-from ansible.module_utils.berth_switch import NginxSwitch, SwitchError
+from ansible.module_utils.berth_switch import NginxSwitch, SwitchError, nginx_workers, reload_applied
 
 GOOD = {
     "app": "web",
@@ -123,16 +123,63 @@ def test_summary_rows():
     }
 
 
+WORKER = "nginx: worker process"
+RETIRING = "nginx: worker process is shutting down"
+
+
+def test_a_reload_counts_only_once_new_workers_serve_and_the_old_ones_retire():
+    before = {10: WORKER, 11: WORKER}
+    assert not reload_applied(before, before)  # the master has not acted on the signal yet
+    assert not reload_applied(before, {10: WORKER, 11: WORKER, 20: WORKER})  # old ones still take requests
+    assert reload_applied(before, {10: RETIRING, 11: RETIRING, 20: WORKER, 21: WORKER})
+    assert reload_applied(before, {20: WORKER})
+    assert not reload_applied(before, {10: RETIRING, 11: RETIRING})  # nothing new serves yet
+    assert not reload_applied({}, {})
+
+
+class ReloadingNginx:
+    """Worker tables as nginx shows them around one reload: unchanged at
+    first, then the new generation, then the old one gone."""
+
+    def __init__(self, *tables):
+        self.tables = list(tables)
+
+    def __call__(self):
+        return self.tables.pop(0) if len(self.tables) > 1 else self.tables[0]
+
+
+def reloading():
+    return ReloadingNginx({1: WORKER}, {1: WORKER}, {1: RETIRING, 2: WORKER}, {2: WORKER})
+
+
 def test_nginx_switch_writes_and_reads_its_upstream(tmp_path):
-    switch = NginxSwitch("web", str(tmp_path), nginx="true")
+    switch = NginxSwitch("web", str(tmp_path), nginx="true", workers=reloading())
     assert switch.current() == []
     switch.point_to(["127.0.0.1:20001"])
     assert switch.current() == ["127.0.0.1:20001"]
     assert "upstream berth_web {" in (tmp_path / "web.conf").read_text()
+    assert switch.settled()
+
+
+def test_nginx_switch_is_settled_only_after_the_old_workers_exit(tmp_path):
+    workers = ReloadingNginx({1: WORKER}, {1: RETIRING, 2: WORKER}, {1: RETIRING, 2: WORKER}, {2: WORKER})
+    switch = NginxSwitch("web", str(tmp_path), nginx="true", workers=workers)
+    switch.point_to(["127.0.0.1:20001"])
+    assert not switch.settled()
+    assert switch.settled()
+
+
+def test_a_reload_nginx_never_applies_fails_and_restores_the_old_upstream(tmp_path):
+    switch = NginxSwitch("web", str(tmp_path), nginx="true", workers=reloading())
+    switch.point_to(["127.0.0.1:20001"])
+    stuck = NginxSwitch("web", str(tmp_path), nginx="true", workers=lambda: {2: WORKER}, reload_timeout=0.2)
+    with pytest.raises(SwitchError, match="nginx did not start new workers"):
+        stuck.point_to(["127.0.0.1:20002"])
+    assert switch.current() == ["127.0.0.1:20001"]
 
 
 def test_nginx_switch_restores_the_old_upstream_when_nginx_refuses(tmp_path):
-    switch = NginxSwitch("web", str(tmp_path), nginx="true")
+    switch = NginxSwitch("web", str(tmp_path), nginx="true", workers=reloading())
     switch.point_to(["127.0.0.1:20001"])
     refusing = NginxSwitch("web", str(tmp_path), nginx="false")
     with pytest.raises(SwitchError, match="nginx rejected"):
@@ -144,3 +191,16 @@ def test_nginx_switch_restores_the_old_upstream_when_nginx_refuses(tmp_path):
 def test_a_missing_proxy_path_is_named():
     with pytest.raises(SwitchError, match="proxy config path /nonexistent/upstreams does not exist"):
         NginxSwitch("web", "/nonexistent/upstreams").check()
+
+
+def test_nginx_workers_are_found_by_their_process_title(tmp_path):
+    for pid, title in (
+        (7, b"nginx: master process /usr/sbin/nginx\0"),
+        (8, b"nginx: worker process\0"),
+        (9, b"nginx: worker process is shutting down\0"),
+        (12, b"sshd\0"),
+    ):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(title)
+    (tmp_path / "self").mkdir()
+    assert nginx_workers(str(tmp_path)) == {8: WORKER, 9: RETIRING}
