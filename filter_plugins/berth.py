@@ -122,6 +122,7 @@ class FilterModule:
             "berth_lab_inventory": _wrap(berth_lab.lab_inventory),
             "berth_firewall_errors": _wrap(berth_firewall.spec_errors),
             "berth_firewall_opening_errors": _wrap(berth_firewall.openings_errors),
+            "berth_firewall_opening_name_errors": _wrap(berth_firewall.opening_name_errors),
             "berth_port_sets": _wrap(berth_ports.port_sets),
             "berth_cleanup_report": _wrap(cleanup_report),
             "berth_cleanup_summary": _wrap(berth_cleanup.cleanup_summary),
@@ -148,6 +149,7 @@ class FilterModule:
             "berth_env_rows": _wrap(berth_env.table_rows),
             "berth_env_proxy_apps": _wrap(berth_env.proxy_apps),
             "berth_env_networks": _wrap(berth_env.service_networks),
+            "berth_env_reach_errors": _wrap(berth_env.reach_errors),
             "berth_env_firewall_opening": _wrap(berth_env.firewall_opening),
             "berth_env_errors": _wrap(berth_env.env_errors),
         }

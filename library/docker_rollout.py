@@ -88,6 +88,8 @@ from ansible.module_utils.berth_rollout import (
 )
 from ansible.module_utils.berth_switch import SwitchError, make_switch
 
+DRAIN_GRACE = 3.0
+
 try:
     import docker
 
@@ -286,9 +288,16 @@ class Rollout:
         return count
 
     def drain(self, container):
-        deadline = time.monotonic() + self.p["drain_timeout"]
-        # Old nginx workers may still open connections until they exit.
-        while time.monotonic() < deadline and (not self.switch.settled() or self.connections(container) > 0):
+        started = time.monotonic()
+        deadline = started + self.p["drain_timeout"]
+        # The proxy's old workers may still open a connection for a request they
+        # had half read; give them a short grace to exit. They can live on for a
+        # long-lived connection of another app, so past the grace only this
+        # container's connections count.
+        grace = started + min(DRAIN_GRACE, self.p["drain_timeout"])
+        while time.monotonic() < deadline:
+            if self.connections(container) == 0 and (time.monotonic() >= grace or self.switch.settled()):
+                break
             time.sleep(0.1)
 
     def cleanup(self, keep_ids):

@@ -800,6 +800,23 @@ def taken_addresses(containers, network):
     return taken
 
 
+def reach_errors(plan, containers):
+    """Service names this environment shares with one it reaches: joining
+    that network, a name like `db` would resolve to either environment's."""
+    reached = {}
+    for container in containers:
+        labels = container.get("Labels") or {}
+        if labels.get(LABEL_ENV) in plan["reach"] and labels.get(LABEL_SERVICE):
+            reached.setdefault(labels[LABEL_ENV], set()).add(labels[LABEL_SERVICE])
+    own = {service["name"] for service in plan["services"]}
+    return [
+        "reach: %s also has service(s) %s, which would resolve to either environment there; rename them"
+        % (other, ", ".join(sorted(own & names)))
+        for other, names in sorted(reached.items())
+        if own & names
+    ]
+
+
 def docker_healthcheck(health):
     """community.docker's healthcheck for a normalised health entry; None keeps the image's."""
     if not health:

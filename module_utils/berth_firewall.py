@@ -125,6 +125,13 @@ def spec_errors(spec, prefix=""):
 OPENING_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
 
 
+def opening_name_errors(name):
+    """[] when `name` can name an opening (and its drop-in file)."""
+    if isinstance(name, str) and OPENING_NAME.match(name):
+        return []
+    return ["opening %s: the name must match %s" % (name, OPENING_NAME.pattern)]
+
+
 def with_openings(spec, openings):
     """The spec plus openings other playbooks dropped on the host (an
     environment's proxied ports, say): {name: {"ports": [{proto, ports}],
@@ -137,8 +144,8 @@ def with_openings(spec, openings):
     names = list(spec.get("port_sets") or [])
     for name, opening in sorted((openings or {}).items()):
         where = "opening %s" % name
-        if not OPENING_NAME.match(name):
-            errors.append("%s: the name must match %s" % (where, OPENING_NAME.pattern))
+        if opening_name_errors(name):
+            errors.extend(opening_name_errors(name))
             continue
         if name in custom or name in allow:
             errors.append("%s: clashes with a port set of the same name" % where)

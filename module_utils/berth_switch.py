@@ -20,16 +20,26 @@ class SwitchError(Exception):
     pass
 
 
-def nginx_workers(proc="/proc"):
-    """{pid: process title} of every nginx worker on this host."""
+def nginx_workers(proc="/proc", pid_file="/run/nginx.pid"):
+    """{pid: process title} of the workers of the host's nginx: children of
+    the master in `pid_file` only, never the nginx of a container."""
+    try:
+        with open(pid_file, encoding="ascii") as stream:
+            master = int(stream.read().strip())
+    except (OSError, ValueError):
+        return {}
     workers = {}
     for entry in os.listdir(proc):
         if not entry.isdigit():
             continue
         try:
+            with open(os.path.join(proc, entry, "stat"), encoding="utf-8", errors="replace") as stream:
+                parent = int(stream.read().rsplit(")", 1)[1].split()[1])
+            if parent != master:
+                continue
             with open(os.path.join(proc, entry, "cmdline"), "rb") as stream:
                 title = stream.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-        except OSError:
+        except (OSError, IndexError, ValueError):
             continue
         if title.startswith(WORKER_TITLE):
             workers[int(entry)] = title
@@ -100,11 +110,13 @@ class NginxSwitch:
             raise SwitchError("nginx reload failed: %s" % (reload.stderr or reload.stdout).strip())
         self.retiring |= set(before)
         deadline = time.monotonic() + self.reload_timeout
-        while not reload_applied(before, self.workers()):
+        # No workers seen (no pid file): nothing to wait for that can be observed.
+        while before and not reload_applied(before, self.workers()):
             if time.monotonic() > deadline:
                 # The master kept its old workers (a bind error, say): keep them on the old upstream.
                 self._restore(previous)
                 subprocess.run([self.nginx, "-s", "reload"], capture_output=True, check=False)
+                self.retiring = set()
                 raise SwitchError("nginx did not start new workers within %ss of the reload" % self.reload_timeout)
             time.sleep(0.05)
 

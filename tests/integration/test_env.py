@@ -168,17 +168,22 @@ def test_two_environments_side_by_side_then_released_without_leftovers(envs):
     assert sql(envs, "beta").stdout.strip() == "42"
 
     # gamma reaches beta's services over beta's network; releasing beta cuts gamma off cleanly.
+    # A name both environments use would resolve to either over the joined network.
     gamma = {"env": {"name": "gamma", "hosts": [envs["host"]], "reach": ["beta"], "services": {"cache": SERVICES["cache"]}}}
+    clash = create(envs, gamma)
+    assert clash.returncode != 0 and clash.total_changed() == 0
+    assert "reach: beta also has service(s) cache" in " ".join(clash.output.split()), clash.explain()
+    gamma["env"]["services"] = {"probe": SERVICES["cache"]}
     created = create(envs, gamma)
     assert created.returncode == 0, created.explain()
     cache = json.loads(lab_exec(envs["host"], inspect.replace("-db ", "-cache "), check=True).stdout)["berth-env-beta"]["IPAddress"]
-    ping = "docker exec berth-env-gamma-cache redis-cli -h %s ping" % cache
+    ping = "docker exec berth-env-gamma-probe redis-cli -h %s ping" % cache
     assert lab_exec(envs["host"], ping).stdout.strip() == "PONG"
 
     down = teardown(envs, "beta")
     assert down.returncode == 0, down.explain()
     assert lab_exec(envs["host"], ping).stdout.strip() != "PONG"
-    assert lab_exec(envs["host"], "docker exec berth-env-gamma-cache redis-cli ping").stdout.strip() == "PONG"
+    assert lab_exec(envs["host"], "docker exec berth-env-gamma-probe redis-cli ping").stdout.strip() == "PONG"
     assert teardown(envs, "gamma").returncode == 0
     assert objects(lab) == empty
     assert firewall_openings(envs) == []

@@ -16,6 +16,7 @@ from ansible.module_utils.berth_env import (
     normalise,
     owned_objects,
     place,
+    reach_errors,
     reserved_addresses,
     service_networks,
     start_order,
@@ -462,6 +463,16 @@ def test_services_join_their_own_network_the_fixed_one_and_the_ones_they_reach()
         {"name": "berth-bldg_b-fixed", "ipv4_address": "10.77.102.40"},
         {"name": "berth-env-beta"},
     ]
+
+
+def test_a_reached_environment_must_not_share_service_names():
+    plan = env_plan(GOOD, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {})
+    beta = [{"Labels": {"berth.env": "beta", "berth.service": name}} for name in ("db", "queue")]
+    others = [{"Labels": {"berth.env": "gamma", "berth.service": "db"}}, {"Labels": {}}]
+    assert reach_errors(plan, beta + others) == [
+        "reach: beta also has service(s) db, which would resolve to either environment there; rename them"
+    ]
+    assert reach_errors(plan, beta[1:] + others) == []
 
 
 def test_the_firewall_opening_holds_the_listen_ports_of_the_apps_on_each_host():

@@ -193,14 +193,29 @@ def test_a_missing_proxy_path_is_named():
         NginxSwitch("web", "/nonexistent/upstreams").check()
 
 
-def test_nginx_workers_are_found_by_their_process_title(tmp_path):
-    for pid, title in (
-        (7, b"nginx: master process /usr/sbin/nginx\0"),
-        (8, b"nginx: worker process\0"),
-        (9, b"nginx: worker process is shutting down\0"),
-        (12, b"sshd\0"),
-    ):
-        (tmp_path / str(pid)).mkdir()
-        (tmp_path / str(pid) / "cmdline").write_bytes(title)
-    (tmp_path / "self").mkdir()
-    assert nginx_workers(str(tmp_path)) == {8: WORKER, 9: RETIRING}
+def test_nginx_workers_are_the_children_of_the_hosts_master_only(tmp_path):
+    proc = tmp_path / "proc"
+    # 7 is the host's master; 30 is a container's nginx master with its own worker 31.
+    table = {
+        7: (1, b"nginx: master process /usr/sbin/nginx\0"),
+        8: (7, b"nginx: worker process\0"),
+        9: (7, b"nginx: worker process is shutting down\0"),
+        12: (1, b"sshd\0"),
+        30: (29, b"nginx: master process nginx -g daemon off;\0"),
+        31: (30, b"nginx: worker process\0"),
+    }
+    for pid, (parent, title) in table.items():
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "cmdline").write_bytes(title)
+        (proc / str(pid) / "stat").write_text("%d (nginx: a) b) S %d 1 1 0\n" % (pid, parent))
+    (proc / "self").mkdir()
+    (tmp_path / "nginx.pid").write_text("7\n")
+    assert nginx_workers(str(proc), str(tmp_path / "nginx.pid")) == {8: WORKER, 9: RETIRING}
+    assert nginx_workers(str(proc), str(tmp_path / "missing.pid")) == {}
+
+
+def test_without_a_visible_master_the_switch_does_not_wait(tmp_path):
+    switch = NginxSwitch("web", str(tmp_path), nginx="true", workers=dict, reload_timeout=0.2)
+    switch.point_to(["127.0.0.1:20001"])
+    assert switch.current() == ["127.0.0.1:20001"]
+    assert switch.settled()
