@@ -4,6 +4,8 @@ for tests that check berth renders only keys Harbor knows."""
 import os
 import re
 
+import yaml
+
 from .swagger import reference_file
 
 TEMPLATE_NAME = "harbor.yml-v2.15.2.tmpl"
@@ -28,6 +30,13 @@ def template_keys(text):
         stack.append((indent, match.group(2)))
         paths.add(".".join(key for _, key in stack))
     return paths
+
+
+def shipped_passwords():
+    """The admin and database passwords Harbor's template ships with."""
+    with open(os.path.join(os.path.dirname(reference_file()), TEMPLATE_NAME), encoding="utf-8") as handle:
+        template = yaml.safe_load(handle)
+    return template["harbor_admin_password"], template["database"]["password"]
 
 
 def reference_keys():

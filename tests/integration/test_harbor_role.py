@@ -15,7 +15,7 @@ from labtools import ROOT, lab_exec
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harbor_standin import HarborStandIn
-from harbor_standin.template_keys import reference_keys
+from harbor_standin.template_keys import reference_keys, shipped_passwords
 
 ADMIN = "Harbor-admin-3d7f1a"
 DATABASE = "Harbor-db-9e2b44"
@@ -161,8 +161,8 @@ def test_api_calls_verify_the_issued_certificate(site):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"harbor_admin_password": "Harbor12345"}, "must not be Harbor's shipped defaults"),
-        ({"harbor_database_password": "root123"}, "shipped defaults"),
+        ({"harbor_admin_password": shipped_passwords()[0]}, "must not be Harbor's shipped defaults"),
+        ({"harbor_database_password": shipped_passwords()[1]}, "shipped defaults"),
         ({"harbor_admin_password": ""}, "shipped defaults"),
         ({"harbor_config_extra": {"trivy": {"enabled": True}}}, "does not know: trivy.enabled"),
         ({"harbor_projects": [{"name": "Bad Name"}]}, "harbor_projects[0]: name: 'Bad Name' is not a valid Harbor project name"),
