@@ -66,6 +66,7 @@ deleted: {description: Manifests really deleted, as repo@digest; empty in check 
 failures: {description: "Deletes that failed (the manifest is still there), with the error. Not C(failed), which Ansible sets to true on failure.", returned: always, type: list}
 unknown: {description: Deletes whose outcome could not be told., returned: always, type: list}
 dangling_tags_removed: {description: "Tags left naming a deleted manifest (the registry stopped between its delete and its untag), removed from storage.", returned: distribution with storage, type: list}
+tags_removed_first: {description: "Tags of the manifests about to be deleted, removed from storage first: Distribution's delete then reads only the kept tags.", returned: distribution with storage, type: list}
 bytes: {description: Layer bytes of the deleted manifests (shared layers may stay until GC finds them unused)., returned: always, type: int}
 refused: {description: True when the fleet was incomplete and nothing was sent., returned: always, type: bool}
 missing_hosts: {description: Docker hosts that did not report., returned: always, type: list}
@@ -464,6 +465,17 @@ def main():
             return identity, False, str(exc)
 
     deleting = time.monotonic()
+    if p["backend"] == "distribution" and storage.available():
+        doomed, kept_tags = {}, {}
+        for identity in first + then:
+            repo, digest = identity.split("@", 1)
+            doomed.setdefault(repo, set()).add(digest)
+        for ref in result["kept"]:
+            repo, _, tag = ref.rpartition(":")
+            kept_tags.setdefault(repo, set()).add(tag)
+        result["tags_removed_first"] = [
+            tag for repo, digests in sorted(doomed.items()) for tag in storage.untag_doomed(repo, digests, kept_tags.get(repo, ()))
+        ]
     outcomes = parallel(module, attempt, first)
     failed_first = {identity for identity, _, error in outcomes if error}
     # A platform manifest goes only once every freed index that lists it is gone.

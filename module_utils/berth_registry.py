@@ -266,6 +266,28 @@ class StorageReader:
                 removed.append("%s:%s" % (repository, tag))
         return removed
 
+    def untag_doomed(self, repository, digests, kept_tags=()):
+        """Before the manifests in `digests` are deleted through the API,
+        remove the tags that point at them. Distribution's delete looks up
+        every tag of the repository to untag it, so with thousands of tags
+        each delete reads thousands of links; without the doomed tags it
+        reads only the kept ones. Each link is read again right before its
+        tag goes, so a tag pushed over meanwhile stays."""
+        removed = []
+        for tag, (target, _) in sorted(self.tags(repository).items()):
+            if target not in digests or tag in kept_tags:
+                continue
+            tag_dir = os.path.join(self.base, "repositories", repository, "_manifests", "tags", tag)
+            try:
+                with open(os.path.join(tag_dir, "current", "link"), encoding="utf-8") as stream:
+                    if stream.read().strip() != target:
+                        continue
+            except OSError:
+                continue
+            shutil.rmtree(tag_dir, ignore_errors=True)
+            removed.append("%s:%s" % (repository, tag))
+        return removed
+
     def tags(self, repository):
         """{tag: (digest, push time)} from the tags' current links."""
         tags_dir = os.path.join(self.base, "repositories", repository, "_manifests", "tags")
