@@ -44,9 +44,19 @@ class Lab:
         return ansible_playbook("-i", self.inventory, *args, **kwargs)
 
 
+# What a new user runs first runs first: `make lab`'s own output, then the
+# README's commands, on the lab exactly as `make lab` left it.
+FIRST = ("test_make_lab.py", "test_readme.py")
+
+
 def pytest_collection_modifyitems(items):
     # The teardown test ends the shared lab, so it runs after everything else.
-    items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
+    def order(item):
+        name = os.path.basename(str(item.fspath))
+        last = item.get_closest_marker("lab_teardown") is not None
+        return (last, FIRST.index(name) if name in FIRST else len(FIRST))
+
+    items.sort(key=order)
 
 
 FIGURES = []
