@@ -26,17 +26,17 @@ venv:
 lab: venv
 	@$(ENGINE) ensure
 	@scripts/host-image.sh build
-	@BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) ansible-playbook playbooks/lab-up.yml
+	@BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) ansible-playbook playbooks/lab_up.yml
 	@mkdir -p .lab/berth-lab
 	@ansible-playbook -i inventories/lab/hosts.yml playbooks/site.yml | tee .lab/berth-lab/site.log
-	@ansible-playbook -i inventories/lab/hosts.yml playbooks/image-cleanup.yml -e image_cleanup_dry_run=true \
+	@ansible-playbook -i inventories/lab/hosts.yml playbooks/image_cleanup.yml -e image_cleanup_dry_run=true \
 	  -e image_cleanup_report_path=$(CURDIR)/.lab/berth-lab/cleanup-report.json > .lab/berth-lab/cleanup.log
 	@python scripts/lab_summary.py --inventory inventories/lab/hosts.yml --log .lab/berth-lab/site.log \
 	  --cleanup-report .lab/berth-lab/cleanup-report.json
 	@python scripts/lab_demo.py --inventory inventories/lab/hosts.yml --state .lab/berth-lab
 
 lab-down: venv
-	@$(ENGINE) run -- ansible-playbook playbooks/lab-down.yml
+	@$(ENGINE) run -- ansible-playbook playbooks/lab_down.yml
 	@$(ENGINE) release
 
 test: venv

@@ -35,7 +35,7 @@ def main():
     args.state = os.path.abspath(args.state)
     log = os.path.join(args.state, "demo.log")
     inv = ("-i", args.inventory)
-    playbook(log, *inv, "playbooks/build-base.yml", "-e", "build_host=" + builder)
+    playbook(log, *inv, "playbooks/build_base.yml", "-e", "build_host=" + builder)
     for version in ("v1", "v2"):
         artifact = os.path.join(args.state, "demo", version)
         shutil.copytree(os.path.join(ROOT, "images", "example", "app"), artifact, dirs_exist_ok=True)

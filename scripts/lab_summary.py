@@ -8,11 +8,11 @@ import re
 import subprocess
 import sys
 
-import ansible.module_utils
 import yaml
 
-ansible.module_utils.__path__.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
-from ansible.module_utils.berth_cleanup import cleanup_summary  # noqa: E402
+# The repo is the collection berth.ops (collections/ links back to it).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "collections"))
+from ansible_collections.berth.ops.plugins.module_utils.berth_cleanup import cleanup_summary
 
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)"

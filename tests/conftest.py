@@ -1,11 +1,11 @@
-"""Shared test set-up: the project's module_utils import under the same name
-that modules and filter plugins use."""
+"""Shared test set-up: the repo is the collection berth.ops, and
+collections/ansible_collections/berth/ops links back to it, so tests import
+module_utils by the same collection path that modules and filters use."""
 
 import os
-
-import ansible.module_utils
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULE_UTILS = os.path.join(ROOT, "module_utils")
-if MODULE_UTILS not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(MODULE_UTILS)
+COLLECTIONS = os.path.join(ROOT, "collections")
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)

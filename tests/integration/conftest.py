@@ -44,10 +44,10 @@ def lab():
     if not keep:
         # A lab kept by an earlier run on the same engine is not ours to
         # count as "before"; start from nothing so the teardown test is exact.
-        stale = ansible_playbook("playbooks/lab-down.yml", env=env)
+        stale = ansible_playbook("playbooks/lab_down.yml", env=env)
         assert stale.returncode == 0, stale.explain()
     before = (docker_objects(), project_files())
-    up = ansible_playbook("playbooks/lab-up.yml", env=env)
+    up = ansible_playbook("playbooks/lab_up.yml", env=env)
     assert up.returncode == 0, up.explain()
     lab = Lab(name=name, inventory=os.path.join(ROOT, ".lab", name, "inventory", "hosts.yml"), env=env, before=before)
     lab.hosts = lab_hosts(lab.inventory)
@@ -56,4 +56,4 @@ def lab():
     yield lab
     # BERTH_KEEP_LAB=1 keeps the lab for the next run while developing.
     if not lab.torn_down and not keep:
-        ansible_playbook("playbooks/lab-down.yml", env=env)
+        ansible_playbook("playbooks/lab_down.yml", env=env)

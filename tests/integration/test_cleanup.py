@@ -67,7 +67,7 @@ def cleanup(fleet, report, *extra, env=None):
         "image_cleanup_prune_dangling": False,
         "image_cleanup_report_path": str(report),
     }
-    return fleet["lab"].playbook("playbooks/image-cleanup.yml", "-v", "-e", json.dumps(settings), *extra, env=env)
+    return fleet["lab"].playbook("playbooks/image_cleanup.yml", "-v", "-e", json.dumps(settings), *extra, env=env)
 
 
 def test_a_dry_run_plans_and_deletes_nothing(fleet, tmp_path):

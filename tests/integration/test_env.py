@@ -46,18 +46,18 @@ def envs(lab):
     names = sorted(lab.hosts)
     host, neighbour = (next(n for n in names if n.endswith(s)) for s in ("-b1", "-b2"))
     images = lab.playbook(
-        "playbooks/env-images.yml", "-e", "build_host=%s" % host, env={"BERTH_HOST_IMAGE": os.environ["BERTH_HOST_IMAGE"]}
+        "playbooks/env_images.yml", "-e", "build_host=%s" % host, env={"BERTH_HOST_IMAGE": os.environ["BERTH_HOST_IMAGE"]}
     )
     assert images.returncode == 0, images.explain()
     return {"lab": lab, "host": host, "neighbour": neighbour}
 
 
 def create(envs, spec, *args):
-    return envs["lab"].playbook("playbooks/env-create.yml", "-e", json.dumps(spec), *args)
+    return envs["lab"].playbook("playbooks/env_create.yml", "-e", json.dumps(spec), *args)
 
 
 def teardown(envs, name):
-    return envs["lab"].playbook("playbooks/env-teardown.yml", "-e", "env_name=%s" % name)
+    return envs["lab"].playbook("playbooks/env_teardown.yml", "-e", "env_name=%s" % name)
 
 
 def objects(lab):

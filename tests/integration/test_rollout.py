@@ -26,7 +26,7 @@ def app_containers(lab):
 def demo(lab, tmp_path_factory):
     builder = next(h for h in sorted(lab.hosts) if h.endswith("-a2"))
     registry = "%s:5000" % lab.hosts[next(h for h in sorted(lab.hosts) if h.endswith("-a1"))]
-    base = lab.playbook("playbooks/build-base.yml", "-e", "build_host=%s" % builder)
+    base = lab.playbook("playbooks/build_base.yml", "-e", "build_host=%s" % builder)
     assert base.returncode == 0, base.explain()
     middleware = "%s/base/middleware:1" % registry
     for version in ("r1", "r2", "r3"):

@@ -1,7 +1,7 @@
 import random
 
 import pytest
-from ansible.module_utils.berth_retention import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     GRACE,
     IN_USE,
     NEWEST,

@@ -13,7 +13,7 @@ import hashlib
 import ipaddress
 import re
 
-from ansible.module_utils.berth_ports import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_ports import (
     PROTOCOLS,
     custom_sets_errors,
     entry_errors,

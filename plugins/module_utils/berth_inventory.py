@@ -8,7 +8,7 @@ lab) reads it through these functions.
 import ipaddress
 import re
 
-from ansible.module_utils.berth_images import registry_error
+from ansible_collections.berth.ops.plugins.module_utils.berth_images import registry_error
 
 SUBNET_KEYS = ("host_subnet", "container_subnet")
 REQUIRED_KEYS = ("host_subnet",)

@@ -3,7 +3,7 @@ and a fixed address for every host container."""
 
 import ipaddress
 
-from ansible.module_utils.berth_inventory import building_errors
+from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import building_errors
 
 HOST_PREFIX = 24
 CONTAINER_SUBNET_OFFSET = 100

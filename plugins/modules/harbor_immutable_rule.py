@@ -34,8 +34,14 @@ rule_id: {description: Harbor's id of the rule., returned: when present and not 
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, run_module
-from ansible.module_utils.berth_harbor_objects import find_immutable, immutable_errors, immutable_rule, project_errors, selector_key
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
+    find_immutable,
+    immutable_errors,
+    immutable_rule,
+    project_errors,
+    selector_key,
+)
 
 SELECTOR_OPTIONS = ("tag_matches", "tag_excludes", "repo_matches", "repo_excludes")
 

@@ -4,7 +4,7 @@ holds. No I/O here; the modules in library/ do the talking."""
 
 import re
 
-from ansible.module_utils.berth_images import parse_reference
+from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
 
 # A project (and robot) name as Harbor accepts it: lower case, digits and
 # separators not at the ends, 1-255 characters.

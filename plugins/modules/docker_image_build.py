@@ -113,7 +113,7 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.berth_build import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_build import (
     HASH_LABEL,
     build_arg_errors,
     change_reasons,
@@ -131,8 +131,13 @@ from ansible.module_utils.berth_build import (
     render_tags,
     template_errors,
 )
-from ansible.module_utils.berth_images import parse_reference
-from ansible.module_utils.berth_registry import RegistryClient, RegistryError, docker_ca_path, docker_credentials
+from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
+from ansible_collections.berth.ops.plugins.module_utils.berth_registry import (
+    RegistryClient,
+    RegistryError,
+    docker_ca_path,
+    docker_credentials,
+)
 
 try:
     import docker

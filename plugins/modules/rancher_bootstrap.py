@@ -44,7 +44,7 @@ bootstrapped: {description: Whether this run took the server from its bootstrap 
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_rancher import RancherClient, RancherError, password_errors, server_url_error
+from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import RancherClient, RancherError, password_errors, server_url_error
 
 
 def main():

@@ -68,8 +68,8 @@ changes: {description: What changed, endpoint and policy., returned: always, typ
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import OBJECT_SPEC, run_module
-from ansible.module_utils.berth_harbor_objects import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     registry_comparable,
     registry_desired,
     registry_request,

@@ -7,7 +7,7 @@ import json
 import re
 import string
 
-from ansible.module_utils.berth_images import parse_reference, tag_error
+from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference, tag_error
 
 LABEL_PREFIX = "berth.input"
 HASH_LABEL = "berth.input-hash"

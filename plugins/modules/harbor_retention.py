@@ -43,8 +43,13 @@ policy: {description: The policy as berth compares it., returned: always, type: 
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import OBJECT_SPEC, HarborError, run_module
-from ansible.module_utils.berth_harbor_objects import project_errors, retention_comparable, retention_errors, retention_policy
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, HarborError, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
+    project_errors,
+    retention_comparable,
+    retention_errors,
+    retention_policy,
+)
 
 
 def main():

@@ -14,9 +14,9 @@ import ipaddress
 import math
 import re
 
-from ansible.module_utils.berth_firewall import sources_errors
-from ansible.module_utils.berth_images import in_registry, parse_reference, tag_of
-from ansible.module_utils.berth_inventory import parse_network
+from ansible_collections.berth.ops.plugins.module_utils.berth_firewall import sources_errors
+from ansible_collections.berth.ops.plugins.module_utils.berth_images import in_registry, parse_reference, tag_of
+from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import parse_network
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")

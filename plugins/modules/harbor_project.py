@@ -46,8 +46,20 @@ changes: {description: The settings changed or to change., returned: always, typ
 """
 
 from ansible.module_utils.basic import AnsibleModule, human_to_bytes
-from ansible.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, repository_path, run_module
-from ansible.module_utils.berth_harbor_objects import UNLIMITED, project_changes, project_current, project_desired, project_errors
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import (
+    OBJECT_SPEC,
+    HarborError,
+    project_path,
+    repository_path,
+    run_module,
+)
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
+    UNLIMITED,
+    project_changes,
+    project_current,
+    project_desired,
+    project_errors,
+)
 
 
 def quota_bytes(value):

@@ -53,8 +53,14 @@ changes: {description: What changed., returned: always, type: list}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import OBJECT_SPEC, run_module
-from ansible.module_utils.berth_harbor_objects import robot_comparable, robot_desired, robot_errors, robot_full_name, robot_level
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
+    robot_comparable,
+    robot_desired,
+    robot_errors,
+    robot_full_name,
+    robot_level,
+)
 
 
 def find_robot(client, p):

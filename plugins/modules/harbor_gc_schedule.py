@@ -31,8 +31,8 @@ schedule: {description: The schedule after the run, as berth compares it., retur
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import OBJECT_SPEC, run_module
-from ansible.module_utils.berth_harbor_objects import gc_comparable, gc_desired, gc_errors, gc_request
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import gc_comparable, gc_desired, gc_errors, gc_request
 
 
 def main():

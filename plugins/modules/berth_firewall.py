@@ -126,7 +126,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_firewall import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_firewall import (
     DOCKER_CHAIN,
     FAMILIES,
     INPUT_CHAIN,

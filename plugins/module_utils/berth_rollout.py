@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 
-from ansible.module_utils.berth_images import in_registry, parse_reference, tag_error
+from ansible_collections.berth.ops.plugins.module_utils.berth_images import in_registry, parse_reference, tag_error
 
 APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")

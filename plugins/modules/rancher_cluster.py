@@ -47,7 +47,7 @@ changes: {description: What was done., returned: always, type: list}
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_rancher import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     CLUSTER_NAME,
     FLEET_NAMESPACE,
     RancherClient,

@@ -1,18 +1,8 @@
 """Inventory-facing filters. The decisions live in module_utils; these only
 expose them to playbooks, roles and templates."""
 
-import os
-
-import ansible.module_utils
 from ansible.errors import AnsibleFilterError
-
-# Controller-side plugins import the project's module_utils under the same
-# name that modules use, so there is one copy of each decision.
-_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
-if _MODULE_UTILS not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(_MODULE_UTILS)
-
-from ansible.module_utils import (  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils import (
     berth_cleanup,
     berth_env,
     berth_firewall,

@@ -33,9 +33,15 @@ destination: {description: The destination reference., returned: always, type: s
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, repository_path, run_module
-from ansible.module_utils.berth_harbor_objects import PROJECT_NAME, REPOSITORY_NAME, artifact_reference
 from ansible.module_utils.six.moves.urllib.parse import quote
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import (
+    OBJECT_SPEC,
+    HarborError,
+    project_path,
+    repository_path,
+    run_module,
+)
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import PROJECT_NAME, REPOSITORY_NAME, artifact_reference
 
 
 def artifact_path(project, repository, reference):
