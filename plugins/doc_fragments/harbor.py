@@ -26,5 +26,4 @@ options:
     default: true
 notes:
   - Options are validated before Harbor is contacted; bad input fails without a request.
-  - Supports check mode and diff.
 """

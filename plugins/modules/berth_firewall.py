@@ -6,17 +6,24 @@ DOCUMENTATION = r"""
 module: berth_firewall
 short_description: berth's host firewall chains, applied with a timed auto-revert
 description:
-  - Renders BERTH-INPUT (host ports) and BERTH-DOCKER-USER (published container ports)
-    for IPv4 and IPv6 from the port matrix and the inventory's buildings, and loads them
-    with C(iptables-restore --noflush), so no other chain is touched.
-  - With I(confirm_timeout) above zero, an apply saves the rules it replaces and arms a
-    systemd timer that restores them unless I(action=confirm) arrives in time.
+  - Renders BERTH-INPUT (host ports) and BERTH-DOCKER-USER (published container ports) for IPv4 and IPv6 from the
+    port matrix and the inventory's buildings, and loads them with C(iptables-restore --noflush), so no other chain
+    is touched.
+  - With I(confirm_timeout) above zero, an apply saves the rules it replaces and arms a systemd timer that restores
+    them unless I(action=confirm) arrives in time.
   - Check mode reports whether the rules would change; diff shows the ruleset change.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.attributes
+  - berth.ops.attributes.host
 options:
   action:
     description: C(apply) the rules, or C(confirm) the last apply.
     type: str
-    choices: [apply, confirm]
+    choices:
+      - apply
+      - confirm
     default: apply
   port_sets:
     description: Port sets opened on this host.
@@ -24,22 +31,27 @@ options:
     elements: str
     default: []
   allow:
-    description: Sources per port set, C({buildings: [...], cidrs: [...]}); C(own) and C(all) are building keywords.
+    description: 'Sources per port set, C({buildings: [...], cidrs: [...]}); C(own) and C(all) are building keywords.'
     type: dict
     default: {}
   default_sources:
     description: Sources of port sets missing from I(allow).
     type: dict
-    default: {buildings: [own]}
+    default:
+      buildings:
+        - own
   published_ports:
-    description: Published container ports with their sources, as C({proto, ports}) or C({port_set}), each with optional C(sources).
+    description: Published container ports with their sources, as C({proto, ports}) or C({port_set}), each with
+      optional C(sources).
     type: list
     elements: dict
     default: []
   published_default_sources:
     description: Sources of published ports that are not declared.
     type: dict
-    default: {buildings: [own]}
+    default:
+      buildings:
+        - own
   control_hosts:
     description: CIDRs that may always reach SSH.
     type: list
@@ -52,7 +64,10 @@ options:
   icmp:
     description: Who may send ICMP (IPv6 neighbour discovery is always allowed).
     type: str
-    choices: [any, buildings, none]
+    choices:
+      - any
+      - buildings
+      - none
     default: any
   trust_docker_bridges:
     description: Accept traffic entering from local Docker bridges.
@@ -85,8 +100,8 @@ options:
     default: /etc/berth/firewall
   openings_dir:
     description:
-      - Drop-ins that open more ports, one C(<name>.json) each holding C({ports, sources}); environments
-        write them for their proxied ports. Defaults to C(<state_dir>/openings).
+      - Drop-ins that open more ports, one C(<name>.json) each holding C({ports, sources}); environments write them
+        for their proxied ports. Defaults to C(<state_dir>/openings).
     type: path
   loader:
     description: The script that loads payloads (installed by the firewall role).
@@ -94,31 +109,63 @@ options:
     default: /usr/local/sbin/berth-firewall
 """
 
+EXAMPLES = r"""
+- name: Open SSH and the registry to the own building, with a 60 s safety net
+  berth.ops.berth_firewall:
+    port_sets: [ssh, registry]
+    allow:
+      registry: {buildings: [own, bldg_b]}
+    buildings: "{{ berth_buildings }}"
+    building: bldg_a
+    confirm_timeout: 60
+  register: applied
+
+- name: Confirm over a new connection, so the rules stay
+  berth.ops.berth_firewall:
+    action: confirm
+    expect_digests: "{{ applied.digests }}"
+  when: applied is changed
+"""
+
 RETURN = r"""
 digests:
   description: Digest of the IPv4 and IPv6 payloads.
   returned: always
   type: dict
+  sample:
+    ipv4: sha256:5f0c0b6c2b1e4d1f9a7e3c2d1b0a99887766554433221100ffeeddccbbaa9988
+    ipv6: sha256:0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5061728394a5b6c7d8e9f
 rules:
   description: The rules of each family, one line each.
   returned: action=apply
   type: dict
+  sample:
+    ipv4:
+      - -A BERTH-INPUT -p tcp --dport 22 -s 10.77.1.0/24 -j ACCEPT
+    ipv6:
+      - -A BERTH-INPUT -p ipv6-icmp -j ACCEPT
 control_host:
   description: The address the module was reached from, when detected.
   returned: action=apply
   type: str
+  sample: 10.77.0.1
 revert_in:
   description: Seconds until the rules revert unless confirmed (0 when no timer was armed).
   returned: action=apply
   type: int
+  sample: 60
 openings:
   description: Names of the drop-in openings included in the rules.
   returned: action=apply
   type: list
+  elements: str
+  sample:
+    - env.alpha
 drift:
   description: The live chains differed from the persisted rules.
   returned: action=apply
   type: bool
+  sample: false
 """
 
 import ipaddress

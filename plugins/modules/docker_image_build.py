@@ -6,15 +6,22 @@ DOCUMENTATION = r"""
 module: docker_image_build
 short_description: Content-hash image builds with tag templates and retried pushes
 description:
-  - Hashes the build inputs (context files honouring .dockerignore, the Dockerfile, build
-    args, target, platform, labels and the IDs of the FROM images) and labels the image
-    with that hash.
-  - When an image with the same hash exists locally, or in the registry when pushing,
-    nothing is built and the module reports C(changed=false).
-  - Tags are literal or templates with C({timestamp}) (yyyyMMdd-HHmmssSSS), C({git_sha})
-    and C({hash}). Templates are rendered only when a build happens.
+  - Hashes the build inputs (context files honouring .dockerignore, the Dockerfile, build args, target, platform,
+    labels and the IDs of the FROM images) and labels the image with that hash.
+  - When an image with the same hash exists locally, or in the registry when pushing, nothing is built and the module
+    reports C(changed=false).
+  - Tags are literal or templates with C({timestamp}) (yyyyMMdd-HHmmssSSS), C({git_sha}) and C({hash}). Templates
+    are rendered only when a build happens.
   - Pushes retry transient failures with exponential backoff.
   - Check mode says whether a build would happen and why.
+  - Not to be confused with M(community.docker.docker_image_build), which runs C(docker buildx build) on every call
+    and always reports a build. This module builds with the engine's classic builder only when the input hash
+    changed, renders tag templates, and looks for the hash in the registry before building.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.attributes
+  - berth.ops.attributes.host
 requirements:
   - Docker SDK for Python (python3-docker) on the host that builds.
 options:
@@ -34,7 +41,8 @@ options:
     description: Tags, literal or templates.
     type: list
     elements: str
-    default: [latest]
+    default:
+      - latest
   build_args:
     description: Build arguments; values must be strings or numbers.
     type: dict
@@ -87,22 +95,110 @@ options:
     default: 600
 """
 
+EXAMPLES = r"""
+- name: Build and push, tagged with a timestamp and the commit
+  berth.ops.docker_image_build:
+    path: /srv/build/web
+    name: 10.77.1.11:5000/test/web
+    tags: ["{timestamp}", "git-{git_sha}", latest]
+    build_args:
+      BASE_TAG: "2026.11"
+    push: true
+  register: web
+
+- name: Use the reference that was pushed
+  ansible.builtin.debug:
+    msg: "{{ web.tags | first }}@{{ web.digest }}"
+"""
+
 RETURN = r"""
-image_id: {description: Image ID., returned: success, type: str}
-digest: {description: Registry digest after a push (or the one found in the registry)., returned: when pushed or found, type: str}
-tags: {description: Full references of the image's tags., returned: success, type: list}
-input_hash: {description: Hash of the build inputs., returned: always, type: str}
-built: {description: Whether a build ran., returned: always, type: bool}
-pushed: {description: Whether anything was pushed., returned: always, type: bool}
-reasons: {description: Why a build was (or would be) needed., returned: always, type: list}
-layers_built: {description: Filesystem layers this build created., returned: when built, type: int}
-layers_reused: {description: Filesystem layers taken from base images or earlier builds., returned: when built, type: int}
-steps: {description: Dockerfile steps run and cached., returned: when built, type: dict}
-size: {description: Image size in bytes., returned: success, type: int}
-pushed_layers: {description: Layer IDs uploaded by the push., returned: always, type: list}
-pushed_bytes: {description: Compressed bytes of the layers this push uploaded., returned: always, type: int}
-durations: {description: Seconds spent hashing inputs, building and pushing., returned: always, type: dict}
-image_bytes: {description: Compressed bytes of all the image's layers in the registry., returned: when pushed or found, type: int}
+image_id:
+  description: Image ID.
+  returned: success
+  type: str
+  sample: sha256:3b1e5d0a0c4f1b2e8d7c6a5b4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e
+digest:
+  description: Registry digest after a push (or the one found in the registry).
+  returned: when pushed or found
+  type: str
+  sample: sha256:9c2d1e0f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f
+tags:
+  description: Full references of the image's tags.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - 10.77.1.11:5000/test/web:20261123-101500123
+    - 10.77.1.11:5000/test/web:latest
+input_hash:
+  description: Hash of the build inputs.
+  returned: always
+  type: str
+  sample: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+built:
+  description: Whether a build ran.
+  returned: always
+  type: bool
+  sample: true
+pushed:
+  description: Whether anything was pushed.
+  returned: always
+  type: bool
+  sample: true
+reasons:
+  description: Why a build was (or would be) needed.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - app/main.py changed
+layers_built:
+  description: Filesystem layers this build created.
+  returned: when built
+  type: int
+  sample: 2
+layers_reused:
+  description: Filesystem layers taken from base images or earlier builds.
+  returned: when built
+  type: int
+  sample: 5
+steps:
+  description: Dockerfile steps run and cached.
+  returned: when built
+  type: dict
+  sample:
+    run: 3
+    cached: 6
+size:
+  description: Image size in bytes.
+  returned: success
+  type: int
+  sample: 131072000
+pushed_layers:
+  description: Layer IDs uploaded by the push.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - sha256:1f2e3d4c5b6a79880716253443526170f9e8d7c6b5a4938271605f4e3d2c1b0a
+pushed_bytes:
+  description: Compressed bytes of the layers this push uploaded.
+  returned: always
+  type: int
+  sample: 5242880
+durations:
+  description: Seconds spent hashing inputs, building and pushing.
+  returned: always
+  type: dict
+  sample:
+    hash: 0.4
+    build: 12.8
+    push: 1.9
+image_bytes:
+  description: Compressed bytes of all the image's layers in the registry.
+  returned: when pushed or found
+  type: int
+  sample: 52428800
 """
 
 import datetime

@@ -7,20 +7,39 @@ module: harbor_artifact_copy
 short_description: Copy (promote) one artifact from one Harbor project to another
 description:
   - Harbor copies the manifest and references the same blobs, so a promotion moves no data.
-  - Idempotent by digest, when the destination already has the source's digest under the
-    same tag (or at all, for a digest), nothing happens.
+  - Idempotent by digest, when the destination already has the source's digest under the same tag (or at all, for
+    a digest), nothing happens.
   - With I(state=absent) the artifact is removed from the destination project (an undo of a promotion).
-extends_documentation_fragment: [harbor]
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
 options:
-  source: {description: "C(project/repository:tag) or C(project/repository@sha256:...).", type: str, required: true}
-  project: {description: Destination project., type: str, required: true}
-  repository: {description: Destination repository; the source's when left out., type: str}
-  state: {description: Whether the destination holds the artifact., type: str, choices: [present, absent], default: present}
+  source:
+    description: C(project/repository:tag) or C(project/repository@sha256:...).
+    type: str
+    required: true
+  project:
+    description: Destination project.
+    type: str
+    required: true
+  repository:
+    description: Destination repository; the source's when left out.
+    type: str
+  state:
+    description: Whether the destination holds the artifact.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
 """
 
 EXAMPLES = r"""
 - name: Promote the tested build to prod
-  harbor_artifact_copy:
+  berth.ops.harbor_artifact_copy:
     harbor_url: https://harbor.bldg-a.example
     password: "{{ vault_harbor_admin_password }}"
     source: test/shop/web:20261123-101500123
@@ -28,8 +47,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-digest: {description: The artifact's digest., returned: when the source exists, type: str}
-destination: {description: The destination reference., returned: always, type: str}
+digest:
+  description: The artifact's digest.
+  returned: when the source exists
+  type: str
+  sample: sha256:4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f506172839
+destination:
+  description: The destination reference.
+  returned: always
+  type: str
+  sample: prod/shop/web:20261123-101500123
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -8,18 +8,45 @@ short_description: Set or remove Harbor's garbage-collection schedule
 description:
   - Deleting artifacts frees no disk until garbage collection runs; this keeps a schedule in place.
   - To run GC once, now, berth's registry_prune triggers it after deleting.
-extends_documentation_fragment: [harbor]
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
 options:
-  state: {description: C(absent) removes the schedule., type: str, choices: [present, absent], default: present}
-  schedule: {description: How often. C(custom) needs I(cron)., type: str, choices: [none, hourly, daily, weekly, custom], default: weekly}
-  cron: {description: Six-field cron (seconds first) for C(custom)., type: str}
-  delete_untagged: {description: Also delete untagged artifacts., type: bool, default: false}
-  workers: {description: Parallel GC workers (1-5)., type: int}
+  state:
+    description: C(absent) removes the schedule.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
+  schedule:
+    description: How often. C(custom) needs I(cron).
+    type: str
+    choices:
+      - none
+      - hourly
+      - daily
+      - weekly
+      - custom
+    default: weekly
+  cron:
+    description: Six-field cron (seconds first) for C(custom).
+    type: str
+  delete_untagged:
+    description: Also delete untagged artifacts.
+    type: bool
+    default: false
+  workers:
+    description: Parallel GC workers (1-5).
+    type: int
 """
 
 EXAMPLES = r"""
 - name: GC every Saturday at 02:00
-  harbor_gc_schedule:
+  berth.ops.harbor_gc_schedule:
     harbor_url: https://harbor.bldg-a.example
     password: "{{ vault_harbor_admin_password }}"
     schedule: custom
@@ -27,7 +54,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-schedule: {description: The schedule after the run, as berth compares it., returned: always, type: dict}
+schedule:
+  description: The schedule after the run, as berth compares it.
+  returned: always
+  type: dict
+  sample:
+    type: Custom
+    cron: 0 0 2 * * 6
+    delete_untagged: false
+    workers: 1
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -6,23 +6,48 @@ DOCUMENTATION = r"""
 module: harbor_immutable_rule
 short_description: Manage an immutable-tag rule of a Harbor project
 description:
-  - A rule is known by what it selects (tag and repository patterns), so the same
-    task finds it again; only I(disabled) can change on an existing rule.
+  - A rule is known by what it selects (tag and repository patterns), so the same task finds it again; only I(disabled)
+    can change on an existing rule.
   - Tags an immutable rule selects cannot be overwritten or deleted, retention included.
-extends_documentation_fragment: [harbor]
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
 options:
-  project: {description: The project., type: str, required: true}
-  state: {description: Whether the rule exists., type: str, choices: [present, absent], default: present}
-  tag_matches: {description: Doublestar pattern of tags made immutable (C(**) when neither tag option is given)., type: str}
-  tag_excludes: {description: Every tag except those matching., type: str}
-  repo_matches: {description: Doublestar pattern of repositories (C(**) when neither repository option is given)., type: str}
-  repo_excludes: {description: Every repository except those matching., type: str}
-  disabled: {description: Keep the rule but switch it off., type: bool, default: false}
+  project:
+    description: The project.
+    type: str
+    required: true
+  state:
+    description: Whether the rule exists.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
+  tag_matches:
+    description: Doublestar pattern of tags made immutable (C(**) when neither tag option is given).
+    type: str
+  tag_excludes:
+    description: Every tag except those matching.
+    type: str
+  repo_matches:
+    description: Doublestar pattern of repositories (C(**) when neither repository option is given).
+    type: str
+  repo_excludes:
+    description: Every repository except those matching.
+    type: str
+  disabled:
+    description: Keep the rule but switch it off.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
 - name: Release tags can never be overwritten
-  harbor_immutable_rule:
+  berth.ops.harbor_immutable_rule:
     harbor_url: https://harbor.bldg-a.example
     password: "{{ vault_harbor_admin_password }}"
     project: prod
@@ -30,7 +55,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-rule_id: {description: Harbor's id of the rule., returned: when present and not in check mode, type: int}
+rule_id:
+  description: Harbor's id of the rule.
+  returned: when present and not in check mode
+  type: int
+  sample: 7
 """
 
 from ansible.module_utils.basic import AnsibleModule

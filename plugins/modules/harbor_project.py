@@ -6,32 +6,61 @@ DOCUMENTATION = r"""
 module: harbor_project
 short_description: Create, update or delete a Harbor project
 description:
-  - Public or private, storage quota, vulnerability scanning on push, and proxy-cache
-    projects that mirror a registry endpoint.
+  - Public or private, storage quota, vulnerability scanning on push, and proxy-cache projects that mirror a registry
+    endpoint.
   - Only the settings you give are managed; Harbor keeps the rest.
-extends_documentation_fragment: [harbor]
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
 options:
-  name: {description: Project name (lower case, digits, . _ -)., type: str, required: true}
-  state: {description: Whether the project exists., type: str, choices: [present, absent], default: present}
-  public: {description: Anyone may pull., type: bool}
-  auto_scan: {description: Scan artifacts on push., type: bool}
-  prevent_vulnerable: {description: Refuse pulls of artifacts at or above I(severity)., type: bool}
-  severity: {description: Threshold for I(prevent_vulnerable)., type: str, choices: [none, low, medium, high, critical]}
+  name:
+    description: Project name (lower case, digits, . _ -).
+    type: str
+    required: true
+  state:
+    description: Whether the project exists.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
+  public:
+    description: Anyone may pull.
+    type: bool
+  auto_scan:
+    description: Scan artifacts on push.
+    type: bool
+  prevent_vulnerable:
+    description: Refuse pulls of artifacts at or above I(severity).
+    type: bool
+  severity:
+    description: Threshold for I(prevent_vulnerable).
+    type: str
+    choices:
+      - none
+      - low
+      - medium
+      - high
+      - critical
   storage_quota:
     description: Bytes the project may store, C(-1) for unlimited. Human sizes such as C(20GB) or C(512MiB) work.
     type: str
   proxy_cache_registry:
-    description: Name of a registry endpoint (see M(harbor_replication)) this project caches. Fixed at creation.
+    description: Name of a registry endpoint (see M(berth.ops.harbor_replication)) this project caches. Fixed at creation.
     type: str
   purge:
-    description: With I(state=absent), delete the project's repositories first; Harbor refuses to delete a non-empty project.
+    description: With I(state=absent), delete the project's repositories first; Harbor refuses to delete a non-empty
+      project.
     type: bool
     default: false
 """
 
 EXAMPLES = r"""
 - name: A private project for test builds, 50 GB
-  harbor_project:
+  berth.ops.harbor_project:
     harbor_url: https://harbor.bldg-a.example
     password: "{{ vault_harbor_admin_password }}"
     name: test
@@ -41,8 +70,23 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-project: {description: The project as Harbor holds it after the run (what would be, in check mode)., returned: when present, type: dict}
-changes: {description: The settings changed or to change., returned: always, type: dict}
+project:
+  description: The project as Harbor holds it after the run (what would be, in check mode).
+  returned: when present
+  type: dict
+  sample:
+    name: test
+    public: false
+    auto_scan: true
+    storage_quota: 53687091200
+changes:
+  description: The settings changed or to change.
+  returned: always
+  type: dict
+  sample:
+    auto_scan:
+      before: false
+      after: true
 """
 
 from ansible.module_utils.basic import AnsibleModule, human_to_bytes

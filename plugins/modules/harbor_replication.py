@@ -6,47 +6,120 @@ DOCUMENTATION = r"""
 module: harbor_replication
 short_description: Manage a Harbor registry endpoint and a replication policy to or from it
 description:
-  - Building-to-building replication (each building's Harbor pushes to its peers) and
-    test-to-prod promotion (push the C(test) project to the prod Harbor), on demand, on a
-    schedule, or on every push (C(event_based)).
-  - The endpoint is created or updated first; with I(state=absent) the policy goes, and the
-    endpoint too when no other policy or proxy-cache project uses it.
-  - Harbor never shows an endpoint's secret again, so I(registry.access_secret) is sent on
-    creation and whenever I(update_secret) is true.
-extends_documentation_fragment: [harbor]
+  - Building-to-building replication (each building's Harbor pushes to its peers) and test-to-prod promotion (push
+    the C(test) project to the prod Harbor), on demand, on a schedule, or on every push (C(event_based)).
+  - The endpoint is created or updated first; with I(state=absent) the policy goes, and the endpoint too when no
+    other policy or proxy-cache project uses it.
+  - Harbor never shows an endpoint's secret again, so I(registry.access_secret) is sent on creation and whenever
+    I(update_secret) is true.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
 options:
-  name: {description: Policy name., type: str, required: true}
-  state: {description: Whether the policy exists., type: str, choices: [present, absent], default: present}
-  description: {description: Free text., type: str, default: ""}
+  name:
+    description: Policy name.
+    type: str
+    required: true
+  state:
+    description: Whether the policy exists.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
+  description:
+    description: Free text.
+    type: str
+    default: ''
   registry:
     description: The remote end.
     type: dict
     required: true
     suboptions:
-      name: {description: Endpoint name in Harbor., type: str, required: true}
-      type: {description: Harbor's adapter, e.g. C(harbor) or C(docker-registry)., type: str, default: harbor}
-      url: {description: The remote registry's URL., type: str}
-      insecure: {description: Skip TLS verification of the remote (avoid; distribute the CA instead)., type: bool, default: false}
-      access_key: {description: User or robot name on the remote., type: str}
-      access_secret: {description: Its password or secret., type: str, no_log: true}
-      description: {description: Free text., type: str}
-  update_secret: {description: Send I(registry.access_secret) even when the endpoint exists (reports a change)., type: bool, default: false}
-  direction: {description: C(push) to the remote or C(pull) from it., type: str, choices: [push, pull], default: push}
-  name_filter: {description: "Repositories to replicate, e.g. C(test/**).", type: str}
-  tag_filter: {description: "Tags to replicate, e.g. C(release-*).", type: str}
-  resource_filter: {description: C(image) or C(artifact)., type: str, choices: [image, artifact]}
-  dest_namespace: {description: Namespace (project) on the destination; the source's when empty., type: str}
-  dest_namespace_replace_count: {description: "How many leading path parts I(dest_namespace) replaces; -1 keeps the whole path.", type: int}
-  trigger: {description: When to replicate., type: str, choices: [manual, scheduled, event_based], default: manual}
-  cron: {description: Six-field cron for C(scheduled)., type: str}
-  deletion: {description: Replicate deletions too., type: bool, default: false}
-  override: {description: Overwrite artifacts that exist at the destination., type: bool, default: true}
-  enabled: {description: Whether the policy runs., type: bool, default: true}
+      name:
+        description: Endpoint name in Harbor.
+        type: str
+        required: true
+      type:
+        description: Harbor's adapter, e.g. C(harbor) or C(docker-registry).
+        type: str
+        default: harbor
+      url:
+        description: The remote registry's URL.
+        type: str
+      insecure:
+        description: Skip TLS verification of the remote (avoid; distribute the CA instead).
+        type: bool
+        default: false
+      access_key:
+        description: User or robot name on the remote.
+        type: str
+      access_secret:
+        description: Its password or secret.
+        type: str
+      description:
+        description: Free text.
+        type: str
+  update_secret:
+    description: Send I(registry.access_secret) even when the endpoint exists (reports a change).
+    type: bool
+    default: false
+  direction:
+    description: C(push) to the remote or C(pull) from it.
+    type: str
+    choices:
+      - push
+      - pull
+    default: push
+  name_filter:
+    description: Repositories to replicate, e.g. C(test/**).
+    type: str
+  tag_filter:
+    description: Tags to replicate, e.g. C(release-*).
+    type: str
+  resource_filter:
+    description: C(image) or C(artifact).
+    type: str
+    choices:
+      - image
+      - artifact
+  dest_namespace:
+    description: Namespace (project) on the destination; the source's when empty.
+    type: str
+  dest_namespace_replace_count:
+    description: How many leading path parts I(dest_namespace) replaces; -1 keeps the whole path.
+    type: int
+  trigger:
+    description: When to replicate.
+    type: str
+    choices:
+      - manual
+      - scheduled
+      - event_based
+    default: manual
+  cron:
+    description: Six-field cron for C(scheduled).
+    type: str
+  deletion:
+    description: Replicate deletions too.
+    type: bool
+    default: false
+  override:
+    description: Overwrite artifacts that exist at the destination.
+    type: bool
+    default: true
+  enabled:
+    description: Whether the policy runs.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
 - name: Promote release tags of test to the prod Harbor on every push
-  harbor_replication:
+  berth.ops.harbor_replication:
     harbor_url: https://harbor.bldg-a.example
     password: "{{ vault_harbor_admin_password }}"
     name: test-to-prod
@@ -62,9 +135,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-policy_id: {description: Harbor's id of the policy., returned: when present and not in check mode, type: int}
-registry_id: {description: Harbor's id of the endpoint., returned: when present and not in check mode, type: int}
-changes: {description: What changed, endpoint and policy., returned: always, type: list}
+policy_id:
+  description: Harbor's id of the policy.
+  returned: when present and not in check mode
+  type: int
+  sample: 3
+registry_id:
+  description: Harbor's id of the endpoint.
+  returned: when present and not in check mode
+  type: int
+  sample: 2
+changes:
+  description: What changed, endpoint and policy.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - registry created
+    - policy created
 """
 
 from ansible.module_utils.basic import AnsibleModule

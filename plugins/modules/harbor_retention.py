@@ -7,27 +7,44 @@ module: harbor_retention
 short_description: Manage a Harbor project's tag retention rules
 description:
   - Rules use Harbor's own templates; an artifact is retained when any rule retains it.
-  - Harbor's retention knows nothing about what the fleet runs; berth's registry_prune
-    does. Use both, this one as Harbor's own safety net.
-extends_documentation_fragment: [harbor]
+  - Harbor's retention knows nothing about what the fleet runs; berth's registry_prune does. Use both, this one
+    as Harbor's own safety net.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
 options:
-  project: {description: The project., type: str, required: true}
-  state: {description: C(absent) removes the whole policy., type: str, choices: [present, absent], default: present}
+  project:
+    description: The project.
+    type: str
+    required: true
+  state:
+    description: C(absent) removes the whole policy.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
   rules:
     description:
-      - "Up to 15 rules: I(template) is one of C(latestPushedK), C(latestPulledN) (with I(count)),
-        C(nDaysSinceLastPush), C(nDaysSinceLastPull) (with I(days)) or C(always)."
-      - "Selection: I(tag_matches) or I(tag_excludes), I(repo_matches) or I(repo_excludes)
-        (doublestar patterns, C(**) by default), I(untagged) (default true) and I(disabled)."
+      - 'Up to 15 rules: I(template) is one of C(latestPushedK), C(latestPulledN) (with I(count)), C(nDaysSinceLastPush),
+        C(nDaysSinceLastPull) (with I(days)) or C(always).'
+      - 'Selection: I(tag_matches) or I(tag_excludes), I(repo_matches) or I(repo_excludes) (doublestar patterns,
+        C(**) by default), I(untagged) (default true) and I(disabled).'
     type: list
     elements: dict
     default: []
-  schedule: {description: "Six-field cron (seconds first) for Harbor to run the policy; empty runs it only by hand.", type: str, default: ""}
+  schedule:
+    description: Six-field cron (seconds first) for Harbor to run the policy; empty runs it only by hand.
+    type: str
+    default: ''
 """
 
 EXAMPLES = r"""
 - name: Keep the last 10 pushes of every repository and every release tag
-  harbor_retention:
+  berth.ops.harbor_retention:
     harbor_url: https://harbor.bldg-a.example
     password: "{{ vault_harbor_admin_password }}"
     project: test
@@ -38,8 +55,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-policy_id: {description: Harbor's id of the policy., returned: when present and not in check mode, type: int}
-policy: {description: The policy as berth compares it., returned: always, type: dict}
+policy_id:
+  description: Harbor's id of the policy.
+  returned: when present and not in check mode
+  type: int
+  sample: 5
+policy:
+  description: The policy as berth compares it.
+  returned: always
+  type: dict
+  sample:
+    algorithm: or
+    rules:
+      - template: latestPushedK
+        params:
+          latestPushedK: 10
 """
 
 from ansible.module_utils.basic import AnsibleModule

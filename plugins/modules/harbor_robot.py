@@ -7,34 +7,71 @@ module: harbor_robot
 short_description: Manage a Harbor robot account and its permissions
 description:
   - A project robot (one project) or a system robot (several projects and system resources).
-  - Permissions are C(resource:action) strings checked against Harbor's RBAC table before
-    Harbor is contacted.
-  - Harbor shows a robot's secret only when it is made. The module returns it once, in
-    C(secret), on creation or rotation; register the result with C(no_log). Give I(secret)
-    from vault to pin it instead; the module then checks Harbor accepts it and resets it if not.
-extends_documentation_fragment: [harbor]
+  - Permissions are C(resource:action) strings checked against Harbor's RBAC table before Harbor is contacted.
+  - Harbor shows a robot's secret only when it is made. The module returns it once, in C(secret), on creation or
+    rotation; register the result with C(no_log). Give I(secret) from vault to pin it instead; the module then checks
+    Harbor accepts it and resets it if not.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
 options:
-  name: {description: The robot's own name (Harbor adds C(robot$) and the project)., type: str, required: true}
-  state: {description: Whether the robot exists., type: str, choices: [present, absent], default: present}
-  level: {description: "C(project) or C(system); by default C(project) when one project is named.", type: str, choices: [project, system]}
-  description: {description: Free text., type: str, default: ""}
-  duration: {description: Days until it expires, C(-1) for never. Unchanged on existing robots when left out., type: int}
-  disable: {description: Disable the robot without deleting it., type: bool, default: false}
+  name:
+    description: The robot's own name (Harbor adds C(robot$) and the project).
+    type: str
+    required: true
+  state:
+    description: Whether the robot exists.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
+  level:
+    description: C(project) or C(system); by default C(project) when one project is named.
+    type: str
+    choices:
+      - project
+      - system
+  description:
+    description: Free text.
+    type: str
+    default: ''
+  duration:
+    description: Days until it expires, C(-1) for never. Unchanged on existing robots when left out.
+    type: int
+  disable:
+    description: Disable the robot without deleting it.
+    type: bool
+    default: false
   permissions:
     description: Grants. Leave out I(project) for system resources; C(*) means every project.
     type: list
     elements: dict
     default: []
     suboptions:
-      project: {description: Project name or C(*)., type: str}
-      access: {description: "C(resource:action) strings, e.g. C(repository:pull).", type: list, elements: str, required: true}
-  secret: {description: The secret to pin (8-128 characters, upper and lower case and a digit)., type: str}
-  rotate: {description: Refresh the secret now (a new one is generated unless I(secret) is given)., type: bool, default: false}
+      project:
+        description: Project name or C(*).
+        type: str
+      access:
+        description: C(resource:action) strings, e.g. C(repository:pull).
+        type: list
+        elements: str
+        required: true
+  secret:
+    description: The secret to pin (8-128 characters, upper and lower case and a digit).
+    type: str
+  rotate:
+    description: Refresh the secret now (a new one is generated unless I(secret) is given).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
 - name: A pull-only robot for the test project, secret kept in vault
-  harbor_robot:
+  berth.ops.harbor_robot:
     harbor_url: https://harbor.bldg-a.example
     password: "{{ vault_harbor_admin_password }}"
     name: deployer
@@ -46,10 +83,32 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-robot: {description: The robot as Harbor lists it (no secret)., returned: when present, type: dict}
-full_name: {description: The login name, C(robot$project+name) or C(robot$name)., returned: always, type: str}
-secret: {description: The new secret, only when Harbor generated one in this run., returned: on creation or rotation, type: str}
-changes: {description: What changed., returned: always, type: list}
+robot:
+  description: The robot as Harbor lists it (no secret).
+  returned: when present
+  type: dict
+  sample:
+    name: robot$test+deployer
+    level: project
+    duration: -1
+    disable: false
+full_name:
+  description: The login name, C(robot$project+name) or C(robot$name).
+  returned: always
+  type: str
+  sample: robot$test+deployer
+secret:
+  description: The new secret, only when Harbor generated one in this run.
+  returned: on creation or rotation
+  type: str
+  sample: Rq7vX2mN9pLk4TzB8wYc3HdF6sJa1Ge5
+changes:
+  description: What changed.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - created
 """
 
 from ansible.module_utils.basic import AnsibleModule

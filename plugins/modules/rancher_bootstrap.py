@@ -6,28 +6,54 @@ DOCUMENTATION = r"""
 module: rancher_bootstrap
 short_description: Bootstrap a Rancher server, once
 description:
-  - Logs in with the bootstrap password and sets the admin password, creates an automation
-    token, and sets C(server-url). On later runs the admin password already works, a given
-    I(token) is checked and reused, and nothing changes.
-  - The token is returned; run the task with C(no_log) and keep the token in vault or a
-    control-host file, as the rancher role does.
+  - Logs in with the bootstrap password and sets the admin password, creates an automation token, and sets C(server-url).
+    On later runs the admin password already works, a given I(token) is checked and reused, and nothing changes.
+  - The token is returned; run the task with C(no_log) and keep the token in vault or a control-host file, as the
+    rancher role does.
   - Passwords and the URL are validated before Rancher is contacted.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.attributes
+  - berth.ops.attributes.api
 options:
-  url: {description: "Rancher's URL, e.g. C(https://rancher.bldg-a.example).", type: str, required: true}
-  bootstrap_password: {description: CATTLE_BOOTSTRAP_PASSWORD the server was started with., type: str, required: true, no_log: true}
-  admin_password: {description: The admin password to set (at least 12 characters)., type: str, required: true, no_log: true}
-  server_url: {description: The C(server-url) setting nodes register against; https only., type: str, required: true}
-  token: {description: An automation token from an earlier run; reused while Rancher accepts it., type: str, no_log: true}
-  token_description: {description: Description of a new automation token., type: str, default: berth automation}
-  ca_path: {description: CA bundle for Rancher's certificate., type: path}
-  validate_certs: {description: Verify Rancher's certificate., type: bool, default: true}
+  url:
+    description: Rancher's URL, e.g. C(https://rancher.bldg-a.example).
+    type: str
+    required: true
+  bootstrap_password:
+    description: CATTLE_BOOTSTRAP_PASSWORD the server was started with.
+    type: str
+    required: true
+  admin_password:
+    description: The admin password to set (at least 12 characters).
+    type: str
+    required: true
+  server_url:
+    description: The C(server-url) setting nodes register against; https only.
+    type: str
+    required: true
+  token:
+    description: An automation token from an earlier run; reused while Rancher accepts it.
+    type: str
+  token_description:
+    description: Description of a new automation token.
+    type: str
+    default: berth automation
+  ca_path:
+    description: CA bundle for Rancher's certificate.
+    type: path
+  validate_certs:
+    description: Verify Rancher's certificate.
+    type: bool
+    default: true
 notes:
   - Supports check mode (what would be done) and diff (the server-url setting).
 """
 
 EXAMPLES = r"""
 - name: Bootstrap Rancher
-  rancher_bootstrap:
+  berth.ops.rancher_bootstrap:
     url: https://rancher.bldg-a.example
     bootstrap_password: "{{ vault_rancher_bootstrap_password }}"
     admin_password: "{{ vault_rancher_admin_password }}"
@@ -37,10 +63,29 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-token: {description: The new automation token., returned: when one was created (not in check mode), type: str}
-token_created: {description: Whether a new token was (or would be) created; otherwise the given I(token) still works., returned: always, type: bool}
-changes: {description: What was done., returned: always, type: list}
-bootstrapped: {description: Whether this run took the server from its bootstrap password., returned: always, type: bool}
+token:
+  description: The new automation token.
+  returned: when one was created (not in check mode)
+  type: str
+  sample: token-abcde:0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefgh
+token_created:
+  description: Whether a new token was (or would be) created; otherwise the given I(token) still works.
+  returned: always
+  type: bool
+  sample: true
+changes:
+  description: What was done.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - admin password set
+    - server-url set
+bootstrapped:
+  description: Whether this run took the server from its bootstrap password.
+  returned: always
+  type: bool
+  sample: true
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -55,7 +100,7 @@ def main():
             "admin_password": {"type": "str", "required": True, "no_log": True},
             "server_url": {"type": "str", "required": True},
             "token": {"type": "str", "no_log": True},
-            "token_description": {"type": "str", "default": "berth automation"},
+            "token_description": {"type": "str", "default": "berth automation", "no_log": False},
             "ca_path": {"type": "path"},
             "validate_certs": {"type": "bool", "default": True},
         },

@@ -6,28 +6,60 @@ DOCUMENTATION = r"""
 module: rancher_cluster
 short_description: Create a Rancher custom cluster and fetch its registration details
 description:
-  - Creates the cluster through the v1 provisioning API when it is missing, updates its
-    Kubernetes version when it differs, waits for Rancher to name it (C(status.clusterName)),
-    and returns its registration token and the checksum of Rancher's CA that nodes pass as
-    C(--ca-checksum).
+  - Creates the cluster through the v1 provisioning API when it is missing, updates its Kubernetes version when
+    it differs, waits for Rancher to name it (C(status.clusterName)), and returns its registration token and the
+    checksum of Rancher's CA that nodes pass as C(--ca-checksum).
   - The registration token is returned; run the task with C(no_log).
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.attributes
+  - berth.ops.attributes.api
 options:
-  url: {description: Rancher's URL., type: str, required: true}
-  token: {description: An API token (the rancher role's automation token)., type: str, required: true, no_log: true}
-  name: {description: Cluster name (a lower-case DNS label)., type: str, required: true}
-  kubernetes_version: {description: "RKE2 or K3s version, e.g. C(v1.30.4+rke2r1).", type: str}
-  labels: {description: Labels of the cluster object., type: dict, default: {}}
-  state: {description: Whether the cluster exists., type: str, choices: [present, absent], default: present}
-  wait_timeout: {description: Seconds to wait for Rancher to name a new cluster., type: int, default: 120}
-  ca_path: {description: CA bundle for Rancher's certificate., type: path}
-  validate_certs: {description: Verify Rancher's certificate., type: bool, default: true}
+  url:
+    description: Rancher's URL.
+    type: str
+    required: true
+  token:
+    description: An API token (the rancher role's automation token).
+    type: str
+    required: true
+  name:
+    description: Cluster name (a lower-case DNS label).
+    type: str
+    required: true
+  kubernetes_version:
+    description: RKE2 or K3s version, e.g. C(v1.30.4+rke2r1).
+    type: str
+  labels:
+    description: Labels of the cluster object.
+    type: dict
+    default: {}
+  state:
+    description: Whether the cluster exists.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
+  wait_timeout:
+    description: Seconds to wait for Rancher to name a new cluster.
+    type: int
+    default: 120
+  ca_path:
+    description: CA bundle for Rancher's certificate.
+    type: path
+  validate_certs:
+    description: Verify Rancher's certificate.
+    type: bool
+    default: true
 notes:
   - Supports check mode and diff.
 """
 
 EXAMPLES = r"""
 - name: The lab cluster
-  rancher_cluster:
+  berth.ops.rancher_cluster:
     url: https://rancher.bldg-a.example
     token: "{{ rancher_api_token }}"
     name: lab
@@ -37,11 +69,39 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-cluster_id: {description: Rancher's management id (C(c-m-...))., returned: when present and not in check mode, type: str}
-registration_token: {description: The token nodes register with., returned: when present and not in check mode, type: str}
-ca_checksum: {description: sha256 of Rancher's C(/cacerts)., returned: when present, type: str}
-ca_pem: {description: Rancher's CA as served on C(/cacerts)., returned: when present, type: str}
-changes: {description: What was done., returned: always, type: list}
+cluster_id:
+  description: Rancher's management id (C(c-m-...)).
+  returned: when present and not in check mode
+  type: str
+  sample: c-m-7xk2p9qz
+registration_token:
+  description: The token nodes register with.
+  returned: when present and not in check mode
+  type: str
+  sample: r7k2v9xq5t8wzm4n6b3c1d0f2g5h8j9k1l3m5n7p9q2s4t6v8w
+ca_checksum:
+  description: sha256 of Rancher's C(/cacerts).
+  returned: when present
+  type: str
+  sample: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+ca_pem:
+  description: Rancher's CA as served on C(/cacerts).
+  returned: when present
+  type: str
+  sample: '-----BEGIN CERTIFICATE-----
+
+    MIIB...
+
+    -----END CERTIFICATE-----
+
+    '
+changes:
+  description: What was done.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - cluster created
 """
 
 import time
