@@ -99,7 +99,7 @@ def template_errors(templates):
     errors = []
     for template in templates:
         try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+            fields = {f for _unused, f, _unused, _unused in string.Formatter().parse(template) if f is not None}
         except ValueError as exc:
             errors.append("tag template %r: %s" % (template, exc))
             continue

@@ -376,7 +376,7 @@ def _service_field_errors(where, name, spec):
         targets = {}
         for index, volume in enumerate(volumes):
             try:
-                _, target, _ = _volume_parts(volume)
+                _unused, target, _unused = _volume_parts(volume)
             except ValueError as exc:
                 errors.append("%s.volumes[%d]: %s" % (where, index, exc))
                 continue
@@ -498,7 +498,7 @@ def _reserved_parts(subnet):
 
 
 def _dependency_errors(entries):
-    names = {name for _, name, _ in entries}
+    names = {name for _unused, name, _unused in entries}
     graph, errors = {}, []
     for where, name, spec in entries:
         depends_on = spec.get("depends_on", [])
@@ -578,7 +578,7 @@ def env_errors(definition, buildings, docker_hosts, host_building):
         registry = buildings[building].get("registry")
         subnet = parse_network(buildings[building]["container_subnet"], "container_subnet")
         errors.extend(_address_errors(entries, subnet))
-        for where, _, spec in entries:
+        for where, _unused, spec in entries:
             host = spec.get("host")
             if isinstance(host, str) and host not in env_hosts:
                 errors.append("%s.host: %s is not one of the environment's hosts (%s)" % (where, host, ", ".join(env_hosts)))
@@ -640,14 +640,14 @@ def _normal_service(name, spec):
 def normalise(definition):
     """The canonical form of a definition env_errors accepts: services as a
     list sorted by name, every setting present."""
-    entries, _ = _service_entries(definition.get("services"))
+    entries, _unused = _service_entries(definition.get("services"))
     return {
         "name": definition["name"],
         "building": definition.get("building"),
         "hosts": sorted(set(definition.get("hosts") or [])),
         "reach": sorted(set(definition.get("reach") or [])),
         "proxy_sources": definition.get("proxy_sources", DEFAULT_PROXY_SOURCES),
-        "services": sorted((_normal_service(name, spec) for _, name, spec in entries), key=lambda service: service["name"]),
+        "services": sorted((_normal_service(name, spec) for _unused, name, spec in entries), key=lambda service: service["name"]),
     }
 
 

@@ -83,7 +83,7 @@ class HarborClient:
         """Every item of a paginated list."""
         items, page = [], 1
         while True:
-            _, headers, batch = self.request("GET", path, dict(params or {}, page=page, page_size=page_size))
+            _unused, headers, batch = self.request("GET", path, dict(params or {}, page=page, page_size=page_size))
             batch = batch or []
             items.extend(batch)
             total = int(headers.get("x-total-count", len(items)))
@@ -97,7 +97,7 @@ class HarborClient:
 
     def create(self, path, body, params=None):
         """POST a new object; its id (or name) from the Location header."""
-        _, headers, _ = self.request("POST", path, params=params, body=body, expect=(201,))
+        _unused, headers, _unused = self.request("POST", path, params=params, body=body, expect=(201,))
         location = headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
         return int(location) if location.isdigit() else location
 
@@ -150,12 +150,12 @@ class HarborClient:
         return [r["name"] for r in self.paged("/projects/%s/repositories" % quote(project, safe=""))]
 
     def artifacts(self, full_name):
-        project, _, repository = full_name.partition("/")
+        project, _unused, repository = full_name.partition("/")
         path = "/projects/%s/repositories/%s/artifacts" % (quote(project, safe=""), repository_path(repository))
         return self.paged(path, {"with_tag": True})
 
     def delete_artifact(self, full_name, reference):
-        project, _, repository = full_name.partition("/")
+        project, _unused, repository = full_name.partition("/")
         path = "/projects/%s/repositories/%s/artifacts/%s" % (
             quote(project, safe=""),
             repository_path(repository),
@@ -172,7 +172,7 @@ class HarborClient:
     # -- garbage collection ------------------------------------------------------
     def trigger_gc(self, delete_untagged=False):
         body = {"schedule": {"type": "Manual"}, "parameters": {"delete_untagged": delete_untagged}}
-        _, headers, _ = self.request("POST", "/system/gc/schedule", body=body, expect=(201,))
+        _unused, headers, _unused = self.request("POST", "/system/gc/schedule", body=body, expect=(201,))
         return headers.get("location")
 
     def gc_history(self):

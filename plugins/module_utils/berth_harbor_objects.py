@@ -181,7 +181,7 @@ def robot_errors(params):
         if not perm.get("access"):
             errors.append("%s.access: empty" % where)
         for item in perm.get("access") or []:
-            resource, _, action = str(item).partition(":")
+            resource, _unused, action = str(item).partition(":")
             allowed = ROBOT_ACCESS[kind]
             if resource not in allowed:
                 errors.append("%s.access: unknown %s resource %r (known: %s)" % (where, kind, resource, ", ".join(sorted(allowed))))
@@ -596,7 +596,7 @@ def artifact_reference(text):
     reference = parse_reference(text, require_tag=True)
     if reference.registry:
         raise ValueError("%r: name the artifact inside Harbor (project/repository), without the registry" % text)
-    project, _, repository = reference.repository.partition("/")
+    project, _unused, repository = reference.repository.partition("/")
     if not repository or not PROJECT_NAME.match(project):
         raise ValueError("%r is not project/repository[:tag|@digest]" % text)
     if reference.tag and reference.digest:

@@ -103,7 +103,7 @@ def custom_sets_errors(custom, where="custom_port_sets"):
 def port_sets(params=None, custom=None):
     """Every port set, expanded: {name: [(proto, "port-or-range"), ...]}."""
     merged = dict(DEFAULT_PARAMS, **(params or {}))
-    sets = {name: list(ports) for name, (_, ports) in PORT_MATRIX.items()}
+    sets = {name: list(ports) for name, (_unused, ports) in PORT_MATRIX.items()}
     sets["registry"] = [("tcp", normalize_range(merged["registry_port"]))]
     sets["harbor"] = sets["harbor"] + [(e["proto"], normalize_range(e["ports"])) for e in merged["harbor_extra_ports"]]
     for name, entries in (custom or {}).items():

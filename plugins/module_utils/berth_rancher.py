@@ -203,7 +203,7 @@ class RancherClient:
     def login(self, password):
         """A session token for admin, or None when Rancher refuses the password."""
         try:
-            _, token = self.request(
+            _unused, token = self.request(
                 "POST",
                 "/v3-public/localProviders/local?action=login",
                 {"username": "admin", "password": password, "responseType": "token", "description": "berth bootstrap", "ttl": 600000},

@@ -39,7 +39,7 @@ def docker_credentials(registry, config_path=None):
     for key in (registry, "https://" + registry, "http://" + registry):
         encoded = auths.get(key, {}).get("auth")
         if encoded:
-            user, _, password = base64.b64decode(encoded).decode().partition(":")
+            user, _unused, password = base64.b64decode(encoded).decode().partition(":")
             return user, password
     return None, None
 
@@ -104,7 +104,7 @@ class RegistryClient:
         if self.username is not None:
             raw = ("%s:%s" % (self.username, self.password or "")).encode()
             headers["Authorization"] = "Basic %s" % base64.b64encode(raw).decode()
-        status, _, body = self._open("GET", params["realm"] + "?" + urlencode(query), headers)
+        status, _unused, body = self._open("GET", params["realm"] + "?" + urlencode(query), headers)
         if status != 200:
             raise RegistryError("registry %s refused a token for %s (HTTP %s)" % (self.registry, scope or "the API", status), status)
         payload = json.loads(body)
@@ -139,7 +139,7 @@ class RegistryClient:
     # -- API ---------------------------------------------------------------
     def ping(self):
         """Raise unless the registry answers the v2 API (with our credentials)."""
-        status, _, _ = self.request("GET", "/v2/")
+        status, _unused, _unused = self.request("GET", "/v2/")
         if status != 200:
             raise RegistryError("registry %s: /v2/ answered HTTP %s" % (self.registry, status), status)
 
@@ -170,7 +170,7 @@ class RegistryClient:
 
     def manifest_digest(self, repository, reference):
         headers = {"Accept": ", ".join(MANIFEST_TYPES)}
-        status, response_headers, _ = self.request(
+        status, response_headers, _unused = self.request(
             "HEAD", "/v2/%s/manifests/%s" % (repository, reference), headers, "repository:%s:pull" % repository
         )
         if status == 404:
@@ -184,7 +184,7 @@ class RegistryClient:
         found = self.manifest(repository, reference)
         if not found:
             return None
-        _, media_type, document = found
+        _unused, media_type, document = found
         if media_type in INDEX_TYPES:
             entries = document.get("manifests") or []
             chosen = next((m for m in entries if m.get("platform", {}).get("architecture") == "amd64"), entries[0] if entries else None)
@@ -192,7 +192,7 @@ class RegistryClient:
                 return None
             return self.image_config(repository, chosen["digest"])
         digest = document["config"]["digest"]
-        status, _, body = self.request(
+        status, _unused, body = self.request(
             "GET", "/v2/%s/blobs/%s" % (repository, digest), None, "repository:%s:pull" % repository, follow="all"
         )
         if status != 200:
@@ -200,7 +200,9 @@ class RegistryClient:
         return json.loads(body)
 
     def delete_manifest(self, repository, digest):
-        status, _, body = self.request("DELETE", "/v2/%s/manifests/%s" % (repository, digest), None, "repository:%s:delete" % repository)
+        status, _unused, body = self.request(
+            "DELETE", "/v2/%s/manifests/%s" % (repository, digest), None, "repository:%s:delete" % repository
+        )
         if status == 405:
             raise RegistryError("registry %s does not allow deletes (storage.delete.enabled is off)" % self.registry, status)
         if status not in (202, 200, 404):
@@ -224,7 +226,7 @@ class StorageReader:
     def repositories(self):
         top = os.path.join(self.base, "repositories")
         found = []
-        for directory, dirs, _ in os.walk(top):
+        for directory, dirs, _unused in os.walk(top):
             if "_manifests" in dirs:
                 found.append(os.path.relpath(directory, top))
             dirs[:] = [d for d in dirs if not d.startswith("_")]
@@ -244,7 +246,7 @@ class StorageReader:
         return found
 
     def blob(self, digest):
-        algorithm, _, hexdigest = digest.partition(":")
+        algorithm, _unused, hexdigest = digest.partition(":")
         path = os.path.join(self.base, "blobs", algorithm, hexdigest[:2], hexdigest, "data")
         with open(path, "rb") as stream:
             return stream.read()

@@ -204,7 +204,7 @@ REVERT_UNIT = "berth-firewall-revert"
 
 
 def listing(module, family, chain):
-    rc, out, _ = module.run_command([TOOLS[family], "-w", "-S", chain])
+    rc, out, _unused = module.run_command([TOOLS[family], "-w", "-S", chain])
     return out if rc == 0 else ""
 
 
@@ -325,7 +325,7 @@ def apply(module, spec):
             check_rc=True,
         )
         result["revert_in"] = timeout
-    rc, _, err = module.run_command([module.params["loader"], "load-pending"])
+    rc, _unused, err = module.run_command([module.params["loader"], "load-pending"])
     if rc != 0:
         disarm(module)
         module.run_command([module.params["loader"], "revert"])

@@ -360,7 +360,7 @@ def previous_image(client, name, literal_tags):
 
 
 def manifest_path(module, digest):
-    return os.path.join(os.path.expanduser(module.params["state_dir"]), "%s.json" % digest)
+    return os.path.join(module.params["state_dir"], "%s.json" % digest)
 
 
 def load_manifest(module, digest):

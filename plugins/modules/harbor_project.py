@@ -191,7 +191,7 @@ def converge(module, client, p):
         if "metadata" in changes:
             client.put(path, {"metadata": changes["metadata"]})
         if "storage_quota" in changes:
-            client.put("/quotas/%d" % quota_id, {"hard": {"storage": changes["storage_quota"]}})
+            client.put("/quotas/%s" % quota_id, {"hard": {"storage": changes["storage_quota"]}})
         result["project"] = client.project(p["name"])
     return result
 
