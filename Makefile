@@ -11,13 +11,15 @@ export PY_COLORS ?= 0
 export DOCKER_BUILDKIT := 0
 ENGINE := scripts/engine.sh
 
-.PHONY: help venv lab lab-up lab-down test lint unit integration molecule bench clean
+.PHONY: help venv lab lab-up lab-down test lint unit sanity integration molecule bench collection ee clean
 
 help:
 	@echo "make lab       bring up the local multi-building lab and converge playbooks/site.yml"
 	@echo "make lab-down  remove everything the lab created"
 	@echo "make test      lint, unit, integration and Molecule tests"
 	@echo "make bench     measured figures, side by side"
+	@echo "make collection  build the collection berth.ops (.cache/collection/berth-ops-<version>.tar.gz)"
+	@echo "make ee        build the execution environment image berth/ee:<hash> on the local engine"
 
 venv:
 	@scripts/venv.sh
@@ -40,16 +42,31 @@ lab-down: venv
 	@$(ENGINE) release
 
 test: venv
-	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit integration molecule
+	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit sanity integration molecule
 
 lint: venv
 	yamllint --strict .
 	ruff check .
 	ruff format --check .
 	ansible-lint --profile production
+	python scripts/fqcn_rename.py --check
+	python scripts/doc_check.py
 
 unit: venv
 	pytest -q tests/unit
+
+# ansible-test sanity on the built collection, installed as users install it.
+sanity: venv
+	scripts/sanity.sh
+
+# The tarball is rebuilt only when a file that goes into it changed.
+collection: venv
+	@scripts/collection.sh build
+
+# The execution environment, on the lab's own base image; cached by the hash
+# of its inputs.
+ee: venv
+	@$(ENGINE) run -- bash -c 'scripts/host-image.sh build && scripts/ee.sh build'
 
 integration: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
