@@ -98,16 +98,18 @@ def ee_image():
 
 def runner(image, inventory, playbook, *extra):
     """ansible-runner with the EE image: the playbook of the collection
-    installed in the image, the lab's inventory, the repo mounted at its own
-    path (the inventory names the lab's SSH key and PKI by absolute path)
-    and the host's network (the lab hosts see the same control host)."""
+    installed in the image, the lab's inventory directory as the run's
+    inventory, the repo mounted at its own path (the inventory names the
+    lab's SSH key, known_hosts and PKI by absolute path) and the host's
+    network (the lab hosts see the same control host as from outside)."""
     private = tempfile.mkdtemp(prefix="berth-runner-")
     os.makedirs(os.path.join(private, "project"))
     os.makedirs(os.path.join(private, "env"))
+    os.symlink(os.path.dirname(inventory), os.path.join(private, "inventory"))
     with open(os.path.join(private, "env", "envvars"), "w", encoding="utf-8") as stream:
-        stream.write("---\nANSIBLE_FORCE_COLOR: '0'\nANSIBLE_HOST_KEY_CHECKING: 'true'\n")
+        stream.write("---\nANSIBLE_NOCOLOR: 'true'\nANSIBLE_HOST_KEY_CHECKING: 'true'\n")
     args = [
-        "ansible-runner", "run", private, "-p", playbook, "--inventory", inventory,
+        "ansible-runner", "run", private, "-p", playbook,
         "--process-isolation", "--process-isolation-executable", "docker", "--container-image", image,
         "--container-volume-mount", "%s:%s" % (ROOT, ROOT), "--container-option=--network=host",
     ]  # fmt: skip
