@@ -11,12 +11,13 @@ export PY_COLORS ?= 0
 export DOCKER_BUILDKIT := 0
 ENGINE := scripts/engine.sh
 
-.PHONY: help venv lab lab-up lab-down test lint unit sanity integration molecule bench collection ee clean
+.PHONY: help venv lab lab-down test lint unit sanity integration faults lab-tests molecule bench collection ee clean
 
 help:
 	@echo "make lab       bring up the local multi-building lab and converge playbooks/site.yml"
 	@echo "make lab-down  remove everything the lab created"
-	@echo "make test      lint, unit, integration and Molecule tests"
+	@echo "make test      lint, unit, sanity, integration, fault-injection and Molecule tests"
+	@echo "make faults    only the fault-injection suite (tests/faults) on its own test lab"
 	@echo "make bench     measured figures, side by side"
 	@echo "make collection  build the collection berth.ops (.cache/collection/berth-ops-<version>.tar.gz)"
 	@echo "make ee        build the execution environment image berth/ee:<hash> on the local engine"
@@ -24,25 +25,19 @@ help:
 venv:
 	@scripts/venv.sh
 
-# The main job: engine, host image, lab hosts, then site.yml over SSH.
+# The main job: engine, host image, then scripts/lab.py: lab hosts, site.yml
+# over SSH, the cleanup dry run, the summary and the demo rollout.
 lab: venv
 	@$(ENGINE) ensure
 	@scripts/host-image.sh build
-	@BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) ansible-playbook playbooks/lab_up.yml
-	@mkdir -p .lab/berth-lab
-	@ansible-playbook -i inventories/lab/hosts.yml playbooks/site.yml | tee .lab/berth-lab/site.log
-	@ansible-playbook -i inventories/lab/hosts.yml playbooks/image_cleanup.yml -e image_cleanup_dry_run=true \
-	  -e image_cleanup_report_path=$(CURDIR)/.lab/berth-lab/cleanup-report.json > .lab/berth-lab/cleanup.log
-	@python scripts/lab_summary.py --inventory inventories/lab/hosts.yml --log .lab/berth-lab/site.log \
-	  --cleanup-report .lab/berth-lab/cleanup-report.json
-	@python scripts/lab_demo.py --inventory inventories/lab/hosts.yml --state .lab/berth-lab
+	@BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) python scripts/lab.py
 
 lab-down: venv
 	@$(ENGINE) run -- ansible-playbook playbooks/lab_down.yml
 	@$(ENGINE) release
 
 test: venv
-	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit sanity integration molecule
+	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit sanity lab-tests molecule
 
 lint: venv
 	yamllint --strict .
@@ -68,9 +63,20 @@ collection: venv
 ee: venv
 	@$(ENGINE) run -- bash -c 'scripts/host-image.sh build && scripts/ee.sh build'
 
+# The integration and fault suites share one test lab (made by `make lab`
+# itself), so `make test` runs them in one session.
+PYTEST_LAB := pytest -q --durations=30
 integration: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
-	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- pytest -q tests/integration
+	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- $(PYTEST_LAB) tests/integration
+
+faults: venv
+	@$(ENGINE) run -- scripts/host-image.sh build
+	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- $(PYTEST_LAB) tests/faults
+
+lab-tests: venv
+	@$(ENGINE) run -- scripts/host-image.sh build
+	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- $(PYTEST_LAB) tests/integration tests/faults
 
 molecule: venv
 	@$(ENGINE) run -- scripts/host-image.sh build

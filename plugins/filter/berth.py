@@ -4,6 +4,7 @@ expose them to playbooks, roles and templates."""
 from ansible.errors import AnsibleFilterError
 from ansible_collections.berth.ops.plugins.module_utils import (
     berth_cleanup,
+    berth_docker,
     berth_env,
     berth_firewall,
     berth_harbor_objects,
@@ -41,48 +42,55 @@ def overlapping_networks(cidrs, buildings):
     return ["%s overlaps %s" % pair for pair in berth_inventory.overlaps(mine, berth_inventory.building_networks(buildings or {}))]
 
 
+def docker_errors(settings, buildings):
+    """Errors of the docker role's variables; address pools are checked
+    against every building subnet of the inventory."""
+    return berth_docker.role_errors(settings, berth_inventory.building_networks(buildings or {}))
+
+
 def cleanup_report(docker_hosts, hostvars, registry_hosts, dry_run, finished):
-    """Gather the cleanup results registered on every host into one report."""
-    results, registries, missing = {}, {}, []
+    """Gather the cleanup results registered on every host into one report.
+    `dry_run` is only what was asked; the report says what the modules did."""
+    results, registries, missing, in_use = {}, {}, [], {}
     for host in docker_hosts:
         facts = hostvars[host]
         if "image_cleanup_in_use" not in facts:
             missing.append(host)
+        else:
+            in_use[host] = facts["image_cleanup_in_use"]
         results[host] = facts.get("image_cleanup_host_result")
     for host in registry_hosts:
         registries[host] = hostvars[host].get("image_cleanup_registry_result")
     harbor = (hostvars["localhost"].get("image_cleanup_harbor_result") or {}).get("results") or [] if "localhost" in hostvars else []
-    return berth_cleanup.cleanup_report(docker_hosts, results, registries, harbor, missing, dry_run, finished)
+    return berth_cleanup.cleanup_report(docker_hosts, results, registries, harbor, missing, dry_run, finished, in_use)
 
 
-def rollout_plan(app, apps, hosts, hostvars, buildings, batch_size, version):
-    """Target hosts of an app in building order, and the serial batch sizes.
-    Every image reference is resolved here, before anything starts."""
-    errors = berth_rollout.app_errors(apps)
-    if app not in (apps or {}):
-        errors.append("unknown app %r (berth_apps has: %s)" % (app, ", ".join(sorted(apps or {})) or "none"))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
-        errors.append("rollout_batch_size must be 0 or more, got %r" % (batch_size,))
-    if errors:
-        raise ValueError("; ".join(errors))
-    group = apps[app]["hosts"]
-    members = [h for h in hosts if group in hostvars[h]["group_names"]]
-    if not members:
-        raise ValueError("app %s runs on group %r, which has no hosts" % (app, group))
-    building_of = {h: berth_inventory.building_of(hostvars[h]["group_names"], buildings) for h in members}
-    for host in members:
-        berth_rollout.image_ref(apps[app]["image"], buildings[building_of[host]].get("registry"), version)
-    ordered = sorted(members, key=lambda h: (building_of[h], h))
-    return {"hosts": ordered, "batches": berth_rollout.rollout_batches(ordered, building_of, batch_size)}
-
-
-def rollout_summary(hostvars, hosts, app, version, buildings):
-    results = {}
+def rollout_plan(app, apps, hosts, hostvars, buildings, settings, version="", mode="deploy"):
+    """Target hosts of an app in building order and its batches, after every
+    check that needs no host (berth_rollout.rollout_plan)."""
+    group_names = {h: hostvars[h]["group_names"] for h in hosts}
+    building_of = {}
     for host in hosts:
+        try:
+            building_of[host] = berth_inventory.building_of(group_names[host], buildings)
+        except ValueError:
+            continue
+    registries = {name: (spec or {}).get("registry") for name, spec in (buildings or {}).items()}
+    return berth_rollout.rollout_plan(app, apps, hosts, group_names, building_of, registries, settings or {}, version, mode)
+
+
+def rollout_summary(hostvars, plan, buildings):
+    """The fleet as the hosts' registered results say (berth_rollout.rollout_summary)."""
+    entries = {}
+    for host in plan["hosts"]:
         facts = hostvars[host]
-        building = berth_inventory.building_of(facts["group_names"], buildings)
-        results[host] = (facts.get("rollout_result"), facts.get("rollout_rollback"), building)
-    return berth_rollout.rollout_summary(results, hosts, app, version)
+        entries[host] = {
+            "building": berth_inventory.building_of(facts["group_names"], buildings),
+            "prepare": facts.get("rollout_prepare"),
+            "result": facts.get("rollout_result"),
+            "revert": facts.get("rollout_revert"),
+        }
+    return berth_rollout.rollout_summary(entries, plan)
 
 
 def rancher_membership(clusters, groups, host):
@@ -107,9 +115,11 @@ class FilterModule:
             "berth_address_error": _wrap(berth_inventory.address_error),
             "berth_building_of": _wrap(berth_inventory.building_of),
             "berth_building_attr": _wrap(building_attr),
+            "berth_docker_errors": _wrap(docker_errors),
             "berth_overlapping_networks": _wrap(overlapping_networks),
             "berth_lab_plan": _wrap(berth_lab.lab_plan),
             "berth_lab_inventory": _wrap(berth_lab.lab_inventory),
+            "berth_lab_paths": _wrap(berth_lab.lab_paths),
             "berth_firewall_errors": _wrap(berth_firewall.spec_errors),
             "berth_firewall_opening_errors": _wrap(berth_firewall.openings_errors),
             "berth_firewall_opening_name_errors": _wrap(berth_firewall.opening_name_errors),

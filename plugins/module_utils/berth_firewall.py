@@ -153,6 +153,12 @@ def with_openings(spec, openings):
         if not isinstance(opening, dict) or set(opening) - {"ports", "sources"}:
             errors.append("%s must be a mapping with ports and sources only" % where)
             continue
+        # Named as the opening's caller wrote them, not as the port set and
+        # allow entry they become below.
+        found = _opening_field_errors(opening, spec.get("buildings") or {})
+        if found:
+            errors.extend("%s: %s" % (where, error) for error in found)
+            continue
         custom[name] = opening.get("ports")
         allow[name] = opening.get("sources", spec.get("default_sources") or {"buildings": ["own"]})
         names.append(name)
@@ -160,6 +166,18 @@ def with_openings(spec, openings):
     if errors:
         raise ValueError("; ".join(errors))
     return merged
+
+
+def _opening_field_errors(opening, buildings):
+    ports = opening.get("ports")
+    if not isinstance(ports, list) or not ports:
+        return ["ports must be a non-empty list of {proto, ports}"]
+    errors = []
+    for index, entry in enumerate(ports):
+        errors.extend(entry_errors(entry, "ports[%d]" % index))
+    if "sources" in opening:
+        errors.extend(sources_errors(opening["sources"], buildings, "sources"))
+    return errors
 
 
 def openings_errors(spec, openings):

@@ -154,6 +154,16 @@ class HarborClient:
         path = "/projects/%s/repositories/%s/artifacts" % (quote(project, safe=""), repository_path(repository))
         return self.paged(path, {"with_tag": True})
 
+    def artifact(self, full_name, reference):
+        """One artifact by digest or tag, or None when it does not exist."""
+        project, _unused, repository = full_name.partition("/")
+        path = "/projects/%s/repositories/%s/artifacts/%s" % (
+            quote(project, safe=""),
+            repository_path(repository),
+            quote(reference, safe=":"),
+        )
+        return self.get(path, missing_ok=True)
+
     def delete_artifact(self, full_name, reference):
         project, _unused, repository = full_name.partition("/")
         path = "/projects/%s/repositories/%s/artifacts/%s" % (

@@ -14,6 +14,7 @@ SUBNET_KEYS = ("host_subnet", "container_subnet")
 REQUIRED_KEYS = ("host_subnet",)
 STRING_LIST_KEYS = ("registry_mirrors", "insecure_registries")
 GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DOTTED_DIGITS = re.compile(r"^[0-9.]+$")
 
 
 def parse_network(value, where):
@@ -156,10 +157,14 @@ def address_error(host, address, buildings, group_names):
     """Why `address` cannot be this host's address, or None.
 
     Names (not IP literals) are accepted as they are: they resolve elsewhere.
+    An all-digits-and-dots name is no name (a top-level domain is never all
+    digits): it is a mistyped IPv4 address, and refused.
     """
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
+        if isinstance(address, str) and DOTTED_DIGITS.match(address):
+            return "host %s: ansible_host %s is not a valid IPv4 address" % (host, address)
         return None
     try:
         building = building_of(group_names, buildings)

@@ -5,6 +5,7 @@ import ipaddress
 
 from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import building_errors
 
+DEFAULT_LAB = "berth-lab"
 HOST_PREFIX = 24
 CONTAINER_SUBNET_OFFSET = 100
 FIRST_HOST_OCTET = 11
@@ -69,9 +70,19 @@ def lab_plan(topology, name, campus):
     }
 
 
-def lab_inventory(plan, state_dir):
+def lab_paths(root, name):
+    """Where a lab keeps its state and its inventory. `make lab`'s own lab
+    writes the repo's inventories/lab, so README commands work as written;
+    any other lab (the tests', the bench's) keeps it in its state directory."""
+    state_dir = "%s/.lab/%s" % (root, name)
+    inventory_dir = "%s/inventories/lab" % root if name == DEFAULT_LAB else "%s/inventory" % state_dir
+    return {"state_dir": state_dir, "inventory_dir": inventory_dir, "inventory": "%s/hosts.yml" % inventory_dir}
+
+
+def lab_inventory(plan, state_dir, host_image=""):
     """The YAML inventory of a planned lab: building groups carry the hosts'
-    addresses, function groups list members only."""
+    addresses, function groups list members only. `host_image` (the image
+    the hosts run) is the Debian base that playbooks can build on."""
     children = {}
     for group, members in plan["groups"].items():
         if group in plan["buildings"]:
@@ -84,6 +95,7 @@ def lab_inventory(plan, state_dir):
             "vars": {
                 "berth_environment": "lab",
                 "berth_lab_name": plan["name"],
+                "berth_lab_host_image": host_image,
                 "berth_buildings": plan["buildings"],
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": "%s/id_ed25519" % state_dir,

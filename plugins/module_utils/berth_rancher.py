@@ -35,6 +35,26 @@ def server_url_error(url):
     return None
 
 
+def censor(text, secrets):
+    """`text` with every secret (and the secret part of a name:secret
+    token) replaced by asterisks, longest first."""
+    words = set()
+    for secret in secrets or []:
+        if secret:
+            words.add(str(secret))
+            words.update(part for part in str(secret).split(":")[1:] if part)
+    for word in sorted(words, key=len, reverse=True):
+        text = text.replace(word, "********")
+    return text
+
+
+def bootstrap_failure(step, message, status, secrets):
+    """What a failed bootstrap says: the step, Rancher's HTTP status and its
+    answer, with the run's passwords and tokens removed."""
+    answer = "HTTP %s" % status if status is not None else "no HTTP answer"
+    return "Rancher bootstrap failed to %s (%s): %s" % (step, answer, censor(message, secrets))
+
+
 def kubernetes_version_error(version):
     if not isinstance(version, str) or not KUBERNETES_VERSION.match(version):
         return "kubernetes_version %r is not an RKE2 or K3s version such as v1.30.4+rke2r1" % (version,)

@@ -6,10 +6,12 @@ import base64
 import json
 import os
 import re
+import shutil
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode, urljoin
 from ansible.module_utils.urls import open_url
+from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, time_or_none
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -232,6 +234,37 @@ class StorageReader:
             dirs[:] = [d for d in dirs if not d.startswith("_")]
         return sorted(found)
 
+    def revisions(self, repository):
+        """{digest: push time} of every manifest in the repository, tagged or
+        not (the index's per-platform manifests too)."""
+        top = os.path.join(self.base, "repositories", repository, "_manifests", "revisions")
+        found = {}
+        for algorithm in os.listdir(top) if os.path.isdir(top) else []:
+            for hexdigest in os.listdir(os.path.join(top, algorithm)):
+                link = os.path.join(top, algorithm, hexdigest, "link")
+                try:
+                    found["%s:%s" % (algorithm, hexdigest)] = os.stat(link).st_mtime
+                except OSError:
+                    continue
+        return found
+
+    def has_revision(self, repository, digest):
+        """Whether the repository still holds the manifest: a delete through
+        the API removes this link first, so it is the ground truth."""
+        algorithm, _unused, hexdigest = digest.partition(":")
+        return os.path.exists(os.path.join(self.base, "repositories", repository, "_manifests", "revisions", algorithm, hexdigest, "link"))
+
+    def untag(self, repository, digests):
+        """Remove the tags that still name deleted manifests, as the registry
+        itself does right after a delete (a registry stopped in between
+        leaves them behind, and a tag without its manifest never pulls)."""
+        removed = []
+        for tag, (target, _unused) in sorted(self.tags(repository).items()):
+            if target in digests and not self.has_revision(repository, target):
+                shutil.rmtree(os.path.join(self.base, "repositories", repository, "_manifests", "tags", tag), ignore_errors=True)
+                removed.append("%s:%s" % (repository, tag))
+        return removed
+
     def tags(self, repository):
         """{tag: (digest, push time)} from the tags' current links."""
         tags_dir = os.path.join(self.base, "repositories", repository, "_manifests", "tags")
@@ -267,3 +300,130 @@ class StorageReader:
             return json.loads(self.blob(document["config"]["digest"]))
         except (KeyError, OSError, ValueError):
             return None
+
+
+# -- decisions on what storage holds (pure, unit-tested) -------------------------------
+def manifest_children(document):
+    """Digests that an index (manifest list) references; [] for an image."""
+    return [entry["digest"] for entry in (document or {}).get("manifests") or [] if entry.get("digest")]
+
+
+def layer_bytes(document):
+    return sum(layer.get("size", 0) for layer in (document or {}).get("layers") or [])
+
+
+def repository_candidates(repository, tags, revisions, documents, created=None):
+    """The retention candidates of one Distribution repository.
+
+    `tags`: {tag: (digest, push time)}; `revisions`: {digest: push time} of
+    every manifest held; `documents`: {digest: parsed manifest or None};
+    `created`: {digest: build time}. An index counts its per-platform
+    manifests' layers and is known by their digests too, so a protected
+    platform keeps its index. Revisions that no tag names and no index
+    references are untagged candidates, arriving when they were pushed.
+
+    Returns (candidates, {index identity: [child identities]}, {identity: own layer bytes}).
+    """
+    created = created or {}
+    documents = documents or {}
+    held = set(revisions) | {digest for digest, _unused in tags.values()}
+    children = {digest: [c for c in manifest_children(documents.get(digest)) if c in held] for digest in held}
+    referenced = {child for listed in children.values() for child in listed}
+    own = {digest: layer_bytes(documents.get(digest)) for digest in held}
+
+    def identity(digest):
+        return "%s@%s" % (repository, digest)
+
+    def make(tag, digest, arrived):
+        kids = children.get(digest) or []
+        names = (digest, identity(digest), *kids, *(identity(k) for k in kids))
+        size = sum(own.get(k, 0) for k in kids) if kids else own.get(digest, 0)
+        return Candidate(repository, tag, identity(digest), created=created.get(digest) or 0, arrived=arrived, size=size, digests=names)
+
+    found = [make(tag, digest, pushed) for tag, (digest, pushed) in sorted(tags.items())]
+    tagged = {digest for digest, _unused in tags.values()}
+    for digest in sorted(set(revisions) - tagged - referenced):
+        found.append(make(None, digest, revisions[digest]))
+    index_children = {identity(d): [identity(k) for k in kids] for d, kids in children.items() if kids}
+    return found, index_children, {identity(d): size for d, size in own.items()}
+
+
+PLATFORM_OF_KEPT = "platform of a kept index"
+
+
+def deletion_order(freed, children, kept_images, protected):
+    """(first, then, held): what to delete, in two steps.
+
+    `first`: the freed manifests, except any that an index which stays lists
+    as a platform (`held`); `then`: the platforms of deleted indexes that
+    nothing else keeps: no index that stays lists them, no kept tag names
+    them, no protected reference (or bare digest) names them. Deleting the
+    index first means a pull never finds an index whose platforms are gone.
+    """
+    deleting = set(freed)
+    while True:
+        listed = {child for index, kids in children.items() if index not in deleting for child in kids}
+        held = deleting & listed
+        if not held:
+            break
+        deleting -= held
+    then = set()
+    for index in deleting:
+        for child in children.get(index) or []:
+            digest = child.rsplit("@", 1)[1]
+            if child in deleting or child in listed or child in kept_images or child in protected or digest in protected:
+                continue
+            then.add(child)
+    return sorted(deleting), sorted(then), sorted(set(freed) - deleting)
+
+
+def registry_port(registry, scheme="https"):
+    host, _unused, port = registry.rpartition(":")
+    if host and port.isdigit() and "]" not in port:
+        return int(port)
+    return 443 if scheme == "https" else 80
+
+
+def config_describes(config, registry, scheme="https"):
+    """Whether a Distribution config.yml is the one of `registry`: it
+    listens on the port the registry is reached on."""
+    addr = str(((config or {}).get("http") or {}).get("addr") or ":5000")
+    port = addr.rpartition(":")[2]
+    return port.isdigit() and int(port) == registry_port(registry, scheme)
+
+
+def config_deletes_enabled(config):
+    """storage.delete.enabled of a Distribution config (off unless set)."""
+    return ((((config or {}).get("storage") or {}).get("delete") or {}).get("enabled")) is True
+
+
+def config_storage_root(config):
+    return (((config or {}).get("storage") or {}).get("filesystem") or {}).get("rootdirectory")
+
+
+def artifact_candidates(name, host, artifacts):
+    """Harbor artifacts of one repository as retention candidates, tagged or
+    not. Each is known by its digest, repo@digest and host/repo@digest, and
+    an index by its platforms' digests too, so what a host runs is matched
+    whether it still has a tag or not. An untagged platform manifest of an
+    index goes with its index, never on its own."""
+    found = []
+    platforms = {r.get("child_digest") for artifact in artifacts for r in artifact.get("references") or []}
+    for artifact in artifacts:
+        digest = artifact["digest"]
+        identity = "%s@%s" % (name, digest)
+        created = time_or_none((artifact.get("extra_attrs") or {}).get("created")) or time_or_none(artifact.get("push_time")) or 0
+        children = [r["child_digest"] for r in artifact.get("references") or [] if r.get("child_digest")]
+        digests = tuple(form for d in (digest, *children) for form in (d, "%s@%s" % (name, d), "%s/%s@%s" % (host, name, d)))
+        size = artifact.get("size", 0)
+        tags = artifact.get("tags") or []
+        if not tags and digest not in platforms:
+            found.append(
+                Candidate(
+                    name, None, identity, created=created, arrived=time_or_none(artifact.get("push_time")), size=size, digests=digests
+                )
+            )
+        for tag in tags:
+            arrived = time_or_none(tag.get("push_time")) or time_or_none(artifact.get("push_time"))
+            found.append(Candidate(name, tag["name"], identity, created=created, arrived=arrived, size=size, digests=digests))
+    return found

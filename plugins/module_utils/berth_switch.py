@@ -5,6 +5,8 @@ the host is the default; a gateway API can be added as another class with
 the same methods (CommandSwitch shows the shape).
 """
 
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -14,6 +16,7 @@ import time
 SERVER_LINE = re.compile(r"^\s*server\s+(\S+?)(?:\s+[^;]*)?;", re.MULTILINE)
 WORKER_TITLE = "nginx: worker process"
 SHUTTING_DOWN = "is shutting down"
+HEADER = "# Written by berth's docker_rollout"
 
 
 class SwitchError(Exception):
@@ -56,19 +59,47 @@ def reload_applied(before, now):
     return bool(fresh) and not lingering
 
 
+def file_state(path):
+    """What identifies one write of a file: its content and its mtime (a
+    rewrite of the same content after a manual edit counts as new)."""
+    try:
+        with open(path, "rb") as stream:
+            content = stream.read()
+        return {"sha256": hashlib.sha256(content).hexdigest(), "mtime_ns": os.stat(path).st_mtime_ns}
+    except FileNotFoundError:
+        return None
+
+
+def nginx_stale(current, applied, ours):
+    """Whether nginx may serve something else than the upstream file says:
+    the file changed since berth last saw nginx take it (a run killed between
+    the write and the reload, or a hand edit). A file berth never wrote (the
+    proxy role's placeholder, applied by that role's reload) is not stale."""
+    if current is None:
+        return False
+    if applied is None:
+        return ours
+    return applied != current
+
+
 class NginxSwitch:
     """Rewrites /etc/nginx/berth/upstreams/<app>.conf and reloads nginx
     gracefully: old workers finish their requests, new ones use the new
     upstream, so no request is dropped. point_to returns once the new workers
-    serve; settled() tells when the old ones have finished."""
+    serve; settled() tells when the old ones have finished. After each
+    reload it records which write of the file nginx took (.<app>.applied),
+    so a later run knows whether nginx serves the file."""
 
     def __init__(self, app, directory="/etc/nginx/berth/upstreams", nginx="nginx", workers=nginx_workers, reload_timeout=30):
         self.app = app
         self.path = os.path.join(directory, "%s.conf" % app)
+        self.applied_path = os.path.join(directory, ".%s.applied" % app)
         self.nginx = nginx
         self.workers = workers
         self.reload_timeout = reload_timeout
         self.retiring = set()
+        # Whether the last reload's workers could be seen at all.
+        self.observed = True
 
     def check(self):
         """Raise unless the upstream directory is there to write into."""
@@ -83,13 +114,47 @@ class NginxSwitch:
             return []
 
     def render(self, servers):
-        lines = ["# Written by berth's docker_rollout; the live servers of app %s." % self.app, "upstream berth_%s {" % self.app]
+        lines = ["%s; the live servers of app %s." % (HEADER, self.app), "upstream berth_%s {" % self.app]
         lines += ["    server %s max_fails=0;" % server for server in servers]
         lines += ["    keepalive 16;", "}", ""]
         return "\n".join(lines)
 
+    def _applied(self):
+        try:
+            with open(self.applied_path, encoding="utf-8") as stream:
+                return json.load(stream)
+        except (OSError, ValueError):
+            return None
+
+    def _mark(self):
+        state = file_state(self.path)
+        if state is None:
+            if os.path.exists(self.applied_path):
+                os.remove(self.applied_path)
+            return
+        handle, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".%s.applied." % self.app)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(state, stream)
+        os.replace(tmp, self.applied_path)
+
+    def stale(self):
+        """True when nginx may not serve what the upstream file says."""
+        current = file_state(self.path)
+        ours = False
+        if current is not None:
+            with open(self.path, encoding="utf-8") as stream:
+                ours = stream.read().startswith(HEADER)
+        return nginx_stale(current, self._applied(), ours)
+
+    def apply(self):
+        """Make nginx take the upstream file as it is (after a run that died
+        between the write and the reload)."""
+        self.check()
+        self._reload(None, restore=False)
+
     def point_to(self, servers):
         self.check()
+        in_sync = not self.stale()
         previous = None
         if os.path.exists(self.path):
             with open(self.path, encoding="utf-8") as stream:
@@ -99,38 +164,58 @@ class NginxSwitch:
             stream.write(self.render(servers))
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.path)
+        self._reload(previous, restore=True, in_sync=in_sync)
+
+    def _reload(self, previous, restore, in_sync=False):
         test = subprocess.run([self.nginx, "-t", "-q"], capture_output=True, text=True, check=False)
         if test.returncode != 0:
-            self._restore(previous)
-            raise SwitchError("nginx rejected the new upstream: %s" % (test.stderr or test.stdout).strip())
+            if restore:
+                self._restore(previous, in_sync)
+            raise SwitchError("nginx rejected the configuration: %s" % one_line((test.stderr or test.stdout).strip()))
         before = self.workers()
         reload = subprocess.run([self.nginx, "-s", "reload"], capture_output=True, text=True, check=False)
         if reload.returncode != 0:
-            self._restore(previous)
-            raise SwitchError("nginx reload failed: %s" % (reload.stderr or reload.stdout).strip())
+            if restore:
+                self._restore(previous, in_sync)
+            raise SwitchError("nginx reload failed: %s" % one_line((reload.stderr or reload.stdout).strip()))
+        self.observed = bool(before)
         self.retiring |= set(before)
         deadline = time.monotonic() + self.reload_timeout
-        # No workers seen (no pid file): nothing to wait for that can be observed.
+        # No workers seen (no readable pid file): the reload cannot be
+        # watched; settled() then stays false and the drain waits it out.
         while before and not reload_applied(before, self.workers()):
             if time.monotonic() > deadline:
                 # The master kept its old workers (a bind error, say): keep them on the old upstream.
-                self._restore(previous)
+                if restore:
+                    self._restore(previous, False)
                 subprocess.run([self.nginx, "-s", "reload"], capture_output=True, check=False)
                 self.retiring = set()
                 raise SwitchError("nginx did not start new workers within %ss of the reload" % self.reload_timeout)
             time.sleep(0.05)
+        self._mark()
 
     def settled(self):
-        """True once no worker from before the last switch is left."""
+        """True once no worker from before the last switch is left; never
+        when those workers could not be seen."""
+        if not self.observed:
+            return False
         self.retiring &= set(self.workers())
         return not self.retiring
 
-    def _restore(self, previous):
+    def _restore(self, previous, in_sync):
         if previous is None:
             os.remove(self.path)
         else:
             with open(self.path, "w", encoding="utf-8") as stream:
                 stream.write(previous)
+        # nginx never took the rejected file: it serves the restored one,
+        # if it served the previous one before.
+        if in_sync:
+            self._mark()
+
+
+def one_line(text):
+    return " ".join(text.split())
 
 
 class CommandSwitch:
@@ -160,6 +245,14 @@ class CommandSwitch:
 
     def settled(self):
         return True
+
+    observed = True
+
+    def stale(self):
+        return False
+
+    def apply(self):
+        pass
 
 
 def make_switch(kind, app, nginx_dir, command):

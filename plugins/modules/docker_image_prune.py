@@ -6,52 +6,227 @@ DOCUMENTATION = r"""
 module: docker_image_prune
 short_description: Prune a Docker host's images by berth's retention policy
 description:
-  - Keeps the newest I(keep) tags per repository (semver-aware, then by creation time),
-    every image used by a container on the host (running or stopped), every reference or
-    digest in I(protected), tags matching I(keep_patterns), and anything that arrived on the
-    host less than I(grace) ago (the time it was pulled or tagged here, not its build time).
-    Removes the rest, including dangling images.
-  - Opt-in extras, each off by default; exited containers older than
-    I(containers_older_than), dangling volumes, the builder cache.
-  - Check mode returns the full plan with reasons and bytes. A real run removes with bounded
-    concurrency and reports every failure without stopping at the first.
+  - Keeps what I(policy) keeps (the newest tags per repository, keep patterns, anything that arrived on
+    the host less than the grace period ago), every image used by a container on the host (running or
+    stopped) and every reference or digest in I(protected). Removes the rest, including dangling images.
+  - Opt-in extras, each off by default; exited containers older than I(containers_older_than), dangling
+    volumes, the builder cache.
+  - Check mode returns the full plan with reasons and bytes. A real run removes with bounded concurrency
+    and reports every failure without stopping at the first.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.attributes
+  - berth.ops.attributes.host
+  - berth.ops.retention
+attributes:
+  diff_mode:
+    support: none
+    details: The plan with reasons in the result says what would change.
 requirements:
   - Docker SDK for Python (python3-docker).
 options:
-  keep: {description: Newest tags kept per repository., type: int, default: 5}
-  keep_patterns: {description: "Tag globs (C(release-*)) or C(repo-glob:tag-glob) that are always kept.", type: list, elements: str, default: []}
-  protected: {description: References, digests or image IDs that are always kept (e.g. what the fleet runs)., type: list, elements: str, default: []}
-  grace: {description: "Keep what arrived less than this ago: seconds or C(15m), C(24h), C(7d).", type: raw, default: 24h}
-  repositories: {description: Only consider repositories matching these globs; all when empty., type: list, elements: str, default: []}
-  dangling: {description: Remove untagged images., type: bool, default: true}
-  containers_older_than: {description: Also remove exited containers that finished longer ago than this., type: raw}
-  containers_skip_labels: {description: Exited containers with any of these labels are never removed (rollback copies)., type: list, elements: str, default: [berth.app]}
-  volumes: {description: Also remove dangling volumes., type: bool, default: false}
-  volumes_skip_labels: {description: Dangling volumes with any of these labels are kept., type: list, elements: str, default: [berth.keep]}
-  builder_cache: {description: Also prune the builder cache., type: bool, default: false}
-  concurrency: {description: Removals run at once., type: int, default: 4}
-  docker_host: {description: Docker daemon URL., type: str, default: "unix:///var/run/docker.sock"}
+  protected:
+    description: References, digests or image IDs that are always kept (e.g. what the fleet runs).
+    type: list
+    elements: str
+    default: []
+  dangling:
+    description: Remove untagged images.
+    type: bool
+    default: true
+  containers_older_than:
+    description: Also remove exited containers that finished longer ago than this.
+    type: raw
+  containers_skip_labels:
+    description: Exited containers with any of these labels are never removed (rollback copies).
+    type: list
+    elements: str
+    default:
+      - berth.app
+  volumes:
+    description: Also remove dangling volumes.
+    type: bool
+    default: false
+  volumes_skip_labels:
+    description: Dangling volumes with any of these labels are kept.
+    type: list
+    elements: str
+    default:
+      - berth.keep
+  builder_cache:
+    description: Also prune the builder cache.
+    type: bool
+    default: false
+  concurrency:
+    description: Removals run at once (1 to 64).
+    type: int
+    default: 4
+  docker_host:
+    description: Docker daemon URL.
+    type: str
+    default: unix:///var/run/docker.sock
+  state_path:
+    description:
+      - JSON file where the module records when it first saw each image on this host. Docker keeps no
+        pull time (C(LastTagTime) is set for local tags only), so the grace period counts from the later
+        of this and C(LastTagTime). An image seen for the first time arrives now. Not written in check
+        mode; rewritten only when the set of images changed.
+    type: path
+    default: /var/lib/berth/docker-image-first-seen.json
+"""
+
+EXAMPLES = r"""
+- name: Plan the prune of this host, keeping what the fleet runs
+  berth.ops.docker_image_prune:
+    policy:
+      keep: 3
+      grace: 24h
+    protected: "{{ fleet_digests }}"
+  check_mode: true
+  register: host_plan
+
+- name: Prune images, old exited containers and dangling volumes
+  berth.ops.docker_image_prune:
+    policy:
+      keep: 3
+      keep_patterns: ["base/*:*"]
+    containers_older_than: 7d
+    volumes: true
 """
 
 RETURN = r"""
-plan: {description: Every candidate with its action (keep, untag, remove) and reasons., returned: always, type: list}
-kept: {description: References kept., returned: always, type: list}
-removed: {description: References and image IDs removed (or that would be)., returned: always, type: list}
-untagged: {description: Tags removed from images that stay for another tag., returned: always, type: list}
-failed: {description: What could not be removed, with the engine's error., returned: always, type: list}
-bytes: {description: Bytes the removed images and builder cache free (planned in check mode)., returned: always, type: int}
-containers_removed: {description: Exited containers removed., returned: always, type: list}
-volumes_removed: {description: Dangling volumes removed., returned: always, type: list}
-durations: {description: Seconds spent planning and removing., returned: always, type: dict}
+check_mode:
+  description: Whether this was a plan only.
+  returned: always
+  type: bool
+  sample: false
+plan:
+  description: Every candidate with its action (keep, untag, remove) and reasons.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - ref: 10.77.1.11:5000/lab/demo:r3
+      repository: 10.77.1.11:5000/lab/demo
+      tag: r3
+      image: sha256:4b1f3c0e5d2a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e
+      action: keep
+      reasons:
+        - in use
+        - newest
+      size: 131080192
+    - ref: 10.77.1.11:5000/lab/demo:r1
+      repository: 10.77.1.11:5000/lab/demo
+      tag: r1
+      image: sha256:9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d
+      action: remove
+      reasons: []
+      size: 131072000
+kept:
+  description: References kept.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - 10.77.1.11:5000/lab/demo:r3
+removed:
+  description: References and image IDs removed (or that would be).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - 10.77.1.11:5000/lab/demo:r1
+planned:
+  description: Image IDs the plan frees.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - sha256:9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d
+planned_bytes:
+  description: Bytes the plan frees.
+  returned: always
+  type: int
+  sample: 131072000
+images_removed:
+  description: Image IDs really removed; empty in check mode.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - sha256:9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d
+state_changed:
+  description: Whether the first-seen record changed (or would).
+  returned: always
+  type: bool
+  sample: true
+untagged:
+  description: Tags removed from images that stay for another tag.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - 10.77.1.11:5000/lab/demo:latest
+failures:
+  description: What could not be removed, with the engine's error. Not C(failed), which Ansible sets to
+    true on failure.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - ref: sha256:9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d
+      error: 'conflict: unable to remove repository reference (must force)'
+bytes:
+  description: Bytes the removed images and builder cache freed; 0 in check mode.
+  returned: always
+  type: int
+  sample: 131072000
+containers_removed:
+  description: Exited containers removed.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - demo-r0-5d60aa
+volumes_removed:
+  description: Dangling volumes removed.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - 3f1c2a9b0d7e
+durations:
+  description: Seconds spent planning and removing.
+  returned: always
+  type: dict
+  sample:
+    plan: 0.154
+    remove: 0.92
+builder_cache_bytes:
+  description: Bytes the builder cache prune freed; 0 unless I(builder_cache).
+  returned: always
+  type: int
+  sample: 0
 """
 
-import datetime
 import fnmatch
+import json
+import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.berth_retention import Candidate, parse_duration, plan, policy_errors
+from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
+    POLICY_OPTION,
+    Candidate,
+    arrival_times,
+    parse_duration,
+    plan,
+    policy_errors,
+    time_or_none,
+)
 
 try:
     import docker
@@ -61,31 +236,50 @@ except ImportError:
     HAS_DOCKER = False
 
 NEVER = "0001-01-01T00:00:00Z"
-
-
-def timestamp(text):
-    """Epoch seconds of a Docker RFC 3339 time, or None for the zero time."""
-    if not text or text.startswith("0001-01-01"):
-        return None
-    text = text.rstrip("Z")
-    head, _, fraction = text.partition(".")
-    fraction = "".join(ch for ch in fraction if ch.isdigit())[:6]
-    moment = datetime.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S")
-    return moment.replace(tzinfo=datetime.UTC).timestamp() + (float("0." + fraction) if fraction else 0)
+MAX_CONCURRENCY = 64
 
 
 def validate(module):
     p = module.params
-    errors = policy_errors(p["keep"], p["keep_patterns"], p["grace"])
+    policy = p["policy"]
+    errors = policy_errors(policy["keep"], policy["keep_patterns"], policy["grace"], policy["repositories"])
     if p["containers_older_than"] is not None:
         try:
             parse_duration(p["containers_older_than"])
         except ValueError as exc:
             errors.append("containers_older_than: %s" % exc)
-    if p["concurrency"] < 1:
-        errors.append("concurrency must be at least 1")
+    if not 1 <= p["concurrency"] <= MAX_CONCURRENCY:
+        errors.append("concurrency must be from 1 to %d, got %d" % (MAX_CONCURRENCY, p["concurrency"]))
+    if not os.path.isabs(p["state_path"]):
+        errors.append("state_path must be an absolute path, got %r" % p["state_path"])
     if errors:
         module.fail_json(msg="; ".join(errors), errors=errors)
+
+
+def read_state(path):
+    """{image id: first seen} from the module's record; {} when there is none
+    (or it is unreadable: then every image counts as arriving now)."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+    except (OSError, ValueError):
+        return {}
+    return data.get("first_seen") or {} if isinstance(data, dict) else {}
+
+
+def write_state(path, record):
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".first-seen-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump({"version": 1, "first_seen": record}, stream, indent=1, sort_keys=True)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def exited_containers_to_remove(client, older_than, skip_labels, now):
@@ -97,33 +291,33 @@ def exited_containers_to_remove(client, older_than, skip_labels, now):
         labels = summary.get("Labels") or {}
         if any(label in labels for label in skip_labels):
             continue
-        finished = timestamp(client.inspect_container(summary["Id"])["State"].get("FinishedAt", NEVER))
+        finished = time_or_none(client.inspect_container(summary["Id"])["State"].get("FinishedAt", NEVER))
         if finished is not None and now - finished > limit:
             chosen.append({"id": summary["Id"], "name": (summary.get("Names") or ["?"])[0].lstrip("/"), "image": summary["ImageID"]})
     return chosen
 
 
-def candidates(client, repositories, dangling):
+def inspect_all(client):
+    """[(summary, inspect)] of every image on the host."""
+    return [(summary, client.inspect_image(summary["Id"])) for summary in client.images()]
+
+
+def candidates(images, arrived, repositories, dangling):
     found = []
-    for summary in client.images():
-        details = client.inspect_image(summary["Id"])
-        created = timestamp(details.get("Created")) or 0
-        arrived = timestamp((details.get("Metadata") or {}).get("LastTagTime")) or created
+    for summary, details in images:
+        created = time_or_none(details.get("Created")) or 0
         digests = tuple(d.split("@", 1)[1] for d in details.get("RepoDigests") or []) + tuple(details.get("RepoDigests") or [])
         tags = [t for t in details.get("RepoTags") or [] if t != "<none>:<none>"]
+        common = {"created": created, "arrived": arrived[summary["Id"]], "size": summary.get("Size", 0), "digests": digests}
         if not tags:
             if dangling:
-                found.append(
-                    Candidate(None, None, summary["Id"], created=created, arrived=arrived, size=summary.get("Size", 0), digests=digests)
-                )
+                found.append(Candidate(None, None, summary["Id"], **common))
             continue
         for ref in tags:
             repository, tag = ref.rsplit(":", 1)
             if repositories and not any(fnmatch.fnmatchcase(repository, glob) for glob in repositories):
                 continue
-            found.append(
-                Candidate(repository, tag, summary["Id"], created=created, arrived=arrived, size=summary.get("Size", 0), digests=digests)
-            )
+            found.append(Candidate(repository, tag, summary["Id"], **common))
     return found
 
 
@@ -168,11 +362,8 @@ def image_jobs(client, result_plan):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "keep": {"type": "int", "default": 5},
-            "keep_patterns": {"type": "list", "elements": "str", "default": []},
+            "policy": POLICY_OPTION,
             "protected": {"type": "list", "elements": "str", "default": []},
-            "grace": {"type": "raw", "default": "24h"},
-            "repositories": {"type": "list", "elements": "str", "default": []},
             "dangling": {"type": "bool", "default": True},
             "containers_older_than": {"type": "raw"},
             "containers_skip_labels": {"type": "list", "elements": "str", "default": ["berth.app"]},
@@ -181,6 +372,7 @@ def main():
             "builder_cache": {"type": "bool", "default": False},
             "concurrency": {"type": "int", "default": 4},
             "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
+            "state_path": {"type": "path", "default": "/var/lib/berth/docker-image-first-seen.json"},
         },
         supports_check_mode=True,
     )
@@ -188,6 +380,7 @@ def main():
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker (python3-docker)"))
     p = module.params
+    policy = p["policy"]
     try:
         client = docker.APIClient(base_url=p["docker_host"], version="auto", timeout=300)
         client.ping()
@@ -199,35 +392,57 @@ def main():
     doomed_containers = exited_containers_to_remove(client, p["containers_older_than"], p["containers_skip_labels"], now)
     doomed_ids = {c["id"] for c in doomed_containers}
     in_use = {c["ImageID"] for c in client.containers(all=True) if c["Id"] not in doomed_ids}
-    found = candidates(client, p["repositories"], p["dangling"])
+    images = inspect_all(client)
+    state = read_state(p["state_path"])
+    tag_times = {summary["Id"]: time_or_none((details.get("Metadata") or {}).get("LastTagTime")) for summary, details in images}
+    arrived, record = arrival_times(state, tag_times, now)
+    found = candidates(images, arrived, policy["repositories"], p["dangling"])
     result_plan = plan(
-        found, untag=True, keep=p["keep"], in_use=in_use, protected=p["protected"], patterns=p["keep_patterns"], grace=p["grace"], now=now
+        found,
+        untag=True,
+        keep=policy["keep"],
+        in_use=in_use,
+        protected=p["protected"],
+        patterns=policy["keep_patterns"],
+        grace=policy["grace"],
+        now=now,
     )
     volumes = []
     if p["volumes"]:
         listed = (client.volumes(filters={"dangling": True}) or {}).get("Volumes") or []
         volumes = [v["Name"] for v in listed if not any(label in (v.get("Labels") or {}) for label in p["volumes_skip_labels"])]
+    freed = set(result_plan["images_freed"])
     result = {
+        "check_mode": module.check_mode,
         "plan": result_plan["items"],
         "kept": result_plan["kept"],
         "removed": result_plan["removed"],
         "untagged": result_plan["untagged"],
-        "images_removed": result_plan["images_freed"],
-        "failed": [],
-        "bytes": result_plan["bytes"],
+        "planned": result_plan["images_freed"],
+        "planned_bytes": result_plan["bytes"],
+        "images_removed": [],
+        "failures": [],
+        "bytes": 0,
         "containers_removed": [c["name"] for c in doomed_containers],
         "volumes_removed": volumes,
         "builder_cache_bytes": 0,
+        "state_changed": {k: v for k, v in record.items() if k not in freed} != state,
         "durations": {"plan": round(time.monotonic() - started, 3), "remove": 0.0},
     }
     planned = bool(result_plan["removed"] or result_plan["untagged"] or doomed_containers or volumes)
-    if module.check_mode or not (planned or p["builder_cache"]):
-        module.exit_json(changed=planned, **result)
+    if module.check_mode:
+        module.exit_json(changed=planned or result["state_changed"], **result)
+    if not (planned or p["builder_cache"]):
+        if result["state_changed"]:
+            write_state(p["state_path"], record)
+        module.exit_json(changed=result["state_changed"], **result)
 
     removing = time.monotonic()
-    _, failed_containers = run_all(module, [(c["name"], lambda c=c: client.remove_container(c["id"], v=False)) for c in doomed_containers])
+    _unused, failed_containers = run_all(
+        module, [(c["name"], lambda c=c: client.remove_container(c["id"], v=False)) for c in doomed_containers]
+    )
     images_done, failed_images = run_all(module, image_jobs(client, result_plan))
-    _, failed_volumes = run_all(module, [(name, lambda name=name: client.remove_volume(name)) for name in volumes])
+    _unused, failed_volumes = run_all(module, [(name, lambda name=name: client.remove_volume(name)) for name in volumes])
     result["durations"]["remove"] = round(time.monotonic() - removing, 3)
     sizes = {item["image"]: item["size"] for item in result_plan["items"]}
     gone = [image for image in result_plan["images_freed"] if image in images_done]
@@ -239,14 +454,23 @@ def main():
         except docker.errors.APIError as exc:
             failed_images.append({"ref": "builder cache", "error": str(exc)})
         result["bytes"] += result["builder_cache_bytes"]
-    result["failed"] = failed_containers + failed_images + failed_volumes
+    result["failures"] = failed_containers + failed_images + failed_volumes
     failed_refs = {f["ref"] for f in failed_images}
     result["removed"] = [i["ref"] for i in result_plan["items"] if i["action"] == "remove" and i["image"] not in failed_refs]
+    result["untagged"] = [i["ref"] for i in result_plan["items"] if i["action"] == "untag" and i["image"] not in failed_refs]
     result["containers_removed"] = [c["name"] for c in doomed_containers if c["name"] not in {f["ref"] for f in failed_containers}]
     result["volumes_removed"] = [v for v in volumes if v not in {f["ref"] for f in failed_volumes}]
-    changed = bool(images_done or result["containers_removed"] or result["volumes_removed"] or result["builder_cache_bytes"])
-    if result["failed"]:
-        module.fail_json(msg="%d removal(s) failed; the rest went ahead" % len(result["failed"]), changed=changed, **result)
+    # The record keeps only what is still there, so the next run finds it unchanged.
+    remaining = {summary["Id"] for summary in client.images()}
+    record = {image: seen for image, seen in record.items() if image in remaining}
+    result["state_changed"] = record != state
+    if result["state_changed"]:
+        write_state(p["state_path"], record)
+    changed = bool(
+        images_done or result["containers_removed"] or result["volumes_removed"] or result["builder_cache_bytes"] or result["state_changed"]
+    )
+    if result["failures"]:
+        module.fail_json(msg="%d removal(s) failed; the rest went ahead" % len(result["failures"]), changed=changed, **result)
     module.exit_json(changed=changed, **result)
 
 

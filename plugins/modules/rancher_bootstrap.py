@@ -86,10 +86,26 @@ bootstrapped:
   returned: always
   type: bool
   sample: true
+step:
+  description: The step that failed, for example C(set the admin password).
+  returned: on failure
+  type: str
+  sample: set the admin password
+status:
+  description: Rancher's HTTP status of the failed step (none when Rancher could not be reached).
+  returned: on failure
+  type: int
+  sample: 401
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import RancherClient, RancherError, password_errors, server_url_error
+from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
+    RancherClient,
+    RancherError,
+    bootstrap_failure,
+    password_errors,
+    server_url_error,
+)
 
 
 def main():
@@ -115,46 +131,63 @@ def main():
     if errors:
         module.fail_json(msg="; ".join(errors), errors=errors)
     client = RancherClient(p["url"], ca_path=p["ca_path"], validate_certs=p["validate_certs"])
+    progress = {"step": "log in", "secrets": [p["bootstrap_password"], p["admin_password"], p["token"]]}
     try:
-        module.exit_json(**bootstrap(module, client, p))
+        module.exit_json(**bootstrap(module, client, p, progress))
     except RancherError as exc:
-        module.fail_json(msg=str(exc), status=exc.status)
+        # The role runs this with no_log (a new token is in the result) and
+        # shows only msg, so msg carries the step and status, never a secret.
+        msg = bootstrap_failure(progress["step"], str(exc), exc.status, progress["secrets"])
+        module.fail_json(msg=msg, step=progress["step"], status=exc.status)
 
 
-def bootstrap(module, client, p):
+def bootstrap(module, client, p, progress):
     result = {"changed": False, "changes": [], "bootstrapped": False}
+    progress["step"] = "log in with the admin password"
     session = client.login(p["admin_password"])
     if session is None:
+        progress["step"] = "log in with the bootstrap password"
         first = client.login(p["bootstrap_password"])
         if first is None:
-            raise RancherError("Rancher accepts neither the admin password nor the bootstrap password")
+            raise RancherError("Rancher accepts neither the admin password nor the bootstrap password", 401)
+        progress["secrets"].append(first)
         result["changes"].append("admin password set")
         result["bootstrapped"] = True
         if module.check_mode:
             return dict(result, changed=True, changes=result["changes"] + ["automation token created", "server-url set"])
+        progress["step"] = "set the admin password"
         client.request(
             "POST",
             "/v3/users?action=changepassword",
             {"currentPassword": p["bootstrap_password"], "newPassword": p["admin_password"]},
             token=first,
         )
+        progress["step"] = "log in with the new admin password"
         session = client.login(p["admin_password"])
+        if session is None:
+            raise RancherError("Rancher refuses the admin password it has just been given", 401)
+    progress["secrets"].append(session)
 
     token = p["token"]
+    progress["step"] = "check the saved automation token"
     if not token or not token_works(client, token):
         result["changes"].append("automation token created")
         if not module.check_mode:
+            progress["step"] = "create an automation token"
             created = client.request(
                 "POST", "/v3/token", {"type": "token", "description": p["token_description"], "ttl": 0}, expect=(200, 201), token=session
             )[1]
             token = created["token"]
+            progress["secrets"].append(token)
 
+    progress["step"] = "read the server-url setting"
     current = (client.request("GET", "/v3/settings/server-url", token=session)[1] or {}).get("value") or ""
     if current != p["server_url"]:
         result["changes"].append("server-url set")
         if module._diff:
             result["diff"] = {"before": {"server-url": current}, "after": {"server-url": p["server_url"]}}
         if not module.check_mode:
+            progress["step"] = "set the server-url setting"
             client.request("PUT", "/v3/settings/server-url", {"name": "server-url", "value": p["server_url"]}, token=session)
     result["changed"] = bool(result["changes"])
     # A reused token is the caller's own (Ansible masks it in results anyway).

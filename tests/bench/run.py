@@ -14,7 +14,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+sys.path.insert(0, os.path.dirname(HERE))
 
 from labtools import ROOT, Load, ansible_playbook, lab_exec, lab_hosts, populate_images, registry_tags, seed_registry, task_results  # noqa: E402
 
@@ -150,7 +150,7 @@ def bench_cleanup(lab):
         'e=$(date +%s.%N); awk "BEGIN { print $e - $s }"',
     )
     loop_seconds = float(loop.stdout.strip())
-    options = {"keep": 0, "grace": 0, "repositories": ["bench/mod"], "dangling": False}
+    options = {"policy": {"keep": 0, "grace": 0, "repositories": ["bench/mod"]}, "dangling": False}
     _, run = lab.playbook(
         "prune", "tests/integration/playbooks/image-prune.yml", "-e", "target=" + host, "-e", json.dumps({"prune": options})
     )
@@ -181,9 +181,7 @@ def bench_cleanup(lab):
     naive_seconds = float(naive.stdout.strip())
     options = {
         "registry": registry,
-        "keep": 0,
-        "grace": 0,
-        "repositories": ["bench/prune"],
+        "policy": {"keep": 0, "grace": 0, "repositories": ["bench/prune"]},
         "gc": False,
         "ca_path": "/etc/docker/registry/tls/ca.crt",
     }

@@ -4,7 +4,6 @@ side on one host, each app reaching its own database and Redis and not the
 other's; tearing one down leaves exactly what was there before it."""
 
 import json
-import os
 import shlex
 
 import pytest
@@ -45,9 +44,7 @@ def definition(name, host, app_image="env/app:1", **changes):
 def envs(lab):
     names = sorted(lab.hosts)
     host, neighbour = (next(n for n in names if n.endswith(s)) for s in ("-b1", "-b2"))
-    images = lab.playbook(
-        "playbooks/env_images.yml", "-e", "build_host=%s" % host, env={"BERTH_HOST_IMAGE": os.environ["BERTH_HOST_IMAGE"]}
-    )
+    images = lab.playbook("playbooks/env_images.yml", "-e", "build_host=%s" % host)
     assert images.returncode == 0, images.explain()
     return {"lab": lab, "host": host, "neighbour": neighbour}
 
@@ -107,6 +104,24 @@ def test_bad_definitions_fail_clearly_and_create_nothing(envs, change, message):
     run = create(envs, spec)
     assert run.returncode != 0
     assert message in " ".join(run.output.split()), run.explain()
+    assert run.total_changed() == 0, run.explain()
+    assert objects(envs["lab"]) == before
+    if "reach" not in change:  # the definition alone is wrong: no Docker host is asked anything
+        assert "TASK [List the environments' containers]" not in run.output, run.explain()
+
+
+def test_a_service_written_twice_is_an_error_not_the_last_one(envs, tmp_path):
+    # A mapping key written twice: YAML keeps the last one silently unless
+    # ansible.cfg says duplicate_dict_key = error.
+    path = tmp_path / "twice.yml"
+    path.write_text(
+        "env:\n  name: twice\n  hosts: [%s]\n  services:\n"
+        "    db:\n      image: env/mariadb:1\n    db:\n      image: env/redis:1\n" % envs["host"]
+    )
+    before = objects(envs["lab"])
+    run = envs["lab"].playbook("playbooks/env_create.yml", "-e", "@%s" % path)
+    assert run.returncode != 0
+    assert "Found duplicate mapping key 'db'" in run.output, run.explain()
     assert run.total_changed() == 0, run.explain()
     assert objects(envs["lab"]) == before
 

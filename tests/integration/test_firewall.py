@@ -6,11 +6,7 @@ import json
 import time
 
 import pytest
-from labtools import can_connect, docker, ensure_busybox_image, lab_exec
-
-WEB_PORT = 80
-PUBLISHED_PORT = 8080
-LAB_ALLOW = {"ssh": {"buildings": ["all"]}, "registry": {"buildings": ["all"]}}
+from labtools import DEFAULT_REACH, LAB_ALLOW, PUBLISHED_PORT, ensure_busybox_image, lab_exec, reachability, wait_for_published, web_probes
 
 
 @pytest.fixture(scope="module")
@@ -22,44 +18,11 @@ def hosts(lab):
 
 @pytest.fixture(scope="module")
 def services(hosts):
-    """A web server on the target host itself and one in a container publishing a port."""
-    target = hosts["target"]
-    image = ensure_busybox_image(target)
-    lab_exec(
-        target,
-        "mkdir -p /srv/www && echo host > /srv/www/index.html && systemctl stop test-web 2>/dev/null; "
-        "systemd-run --unit test-web busybox httpd -f -p %d -h /srv/www" % WEB_PORT,
-    )
-    lab_exec(
-        target,
-        "docker rm -f published >/dev/null 2>&1; docker run -d --name published --restart unless-stopped -p %d:80 %s "
-        "/busybox sh -c 'mkdir -p /www && echo container > /www/index.html && /busybox httpd -f -p 80 -h /www'" % (PUBLISHED_PORT, image),
-        check=True,
-    )
-    yield
-    lab_exec(target, "docker rm -f published; systemctl stop test-web")
+    yield from web_probes(hosts["target"])
 
 
 def firewall(lab, *args):
     return lab.playbook("playbooks/site.yml", "--tags", "firewall", *args)
-
-
-def reachability(hosts):
-    address = hosts["address"]
-    return {
-        "web from own building": can_connect(hosts["same"], address, WEB_PORT),
-        "web from other building": can_connect(hosts["other"], address, WEB_PORT),
-        "published from own building": can_connect(hosts["same"], address, PUBLISHED_PORT),
-        "published from other building": can_connect(hosts["other"], address, PUBLISHED_PORT),
-    }
-
-
-DEFAULT_REACH = {
-    "web from own building": True,
-    "web from other building": False,
-    "published from own building": True,
-    "published from other building": False,
-}
 
 
 def test_default_sources_are_the_hosts_own_building(hosts, services):
@@ -99,19 +62,6 @@ def container_reaches_outside(hosts):
     return result.stdout.startswith("SSH-")
 
 
-REBOOT = "reboot"
-
-
-def reboot(lab, host):
-    """A real reboot of a lab host: a fresh network namespace (empty tables)
-    and a fresh systemd boot, with units starting in their own order."""
-    docker("restart", "-t", "5", host)
-    deadline = time.monotonic() + 90
-    while lab_exec(host, "systemctl is-system-running").stdout.strip() not in ("running", "degraded"):
-        assert time.monotonic() < deadline, "%s did not boot" % host
-        time.sleep(1)
-
-
 @pytest.mark.parametrize(
     "disruption",
     [
@@ -119,22 +69,14 @@ def reboot(lab, host):
         "systemctl reload berth-firewall",
         "systemctl restart berth-firewall && systemctl restart docker",
         "systemctl restart docker && systemctl restart berth-firewall",
-        REBOOT,
     ],
-    ids=["docker-restart", "firewall-reload", "firewall-then-docker", "docker-then-firewall", "reboot"],
+    ids=["docker-restart", "firewall-reload", "firewall-then-docker", "docker-then-firewall"],
 )
 def test_rules_survive(hosts, services, disruption):
-    if disruption == REBOOT:
-        reboot(hosts["lab"], hosts["target"])
-    else:
-        result = lab_exec(hosts["target"], disruption)
-        assert result.returncode == 0, result.stderr
-    deadline = time.monotonic() + 60
-    while lab_exec(hosts["target"], "docker inspect -f '{{.State.Running}}' published").stdout.strip() != "true":
-        assert time.monotonic() < deadline, "the published container did not come back"
-        time.sleep(1)
-    if disruption == REBOOT:
-        lab_exec(hosts["target"], "systemd-run --unit test-web busybox httpd -f -p %d -h /srv/www" % WEB_PORT, check=True)
+    # A reboot and a flush are in tests/faults/test_faults_firewall.py.
+    result = lab_exec(hosts["target"], disruption)
+    assert result.returncode == 0, result.stderr
+    wait_for_published(hosts["target"])
     assert reachability(hosts) == DEFAULT_REACH
     assert container_reaches_outside(hosts)
 

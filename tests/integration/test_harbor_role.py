@@ -161,9 +161,14 @@ def test_api_calls_verify_the_issued_certificate(site):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"harbor_admin_password": shipped_passwords()[0]}, "must not be Harbor's shipped defaults"),
-        ({"harbor_database_password": shipped_passwords()[1]}, "shipped defaults"),
-        ({"harbor_admin_password": ""}, "shipped defaults"),
+        ({"harbor_admin_password": shipped_passwords()[0]}, "harbor_admin_password: must be set (from vault) and must not be one of"),
+        ({"harbor_database_password": shipped_passwords()[1]}, "harbor_database_password: must be set (from vault) and must not be one of"),
+        ({"harbor_admin_password": ""}, "harbor_admin_password: must be set"),
+        ({"harbor_https_port": 70000}, "harbor_https_port: 70000 is not a port (1-65535)"),
+        ({"harbor_http_port": 0}, "harbor_http_port: 0 is not a port (1-65535)"),
+        ({"harbor_jobservice_workers": 0}, "harbor_jobservice_workers: 0 must be 1 or more"),
+        ({"harbor_log_rotate_count": -1}, "harbor_log_rotate_count: -1 must be 0 or more"),
+        ({"harbor_log_rotate_size": "lots"}, "harbor_log_rotate_size: lots is not a size such as 200M"),
         ({"harbor_config_extra": {"trivy": {"enabled": True}}}, "does not know: trivy.enabled"),
         ({"harbor_projects": [{"name": "Bad Name"}]}, "harbor_projects[0]: name: 'Bad Name' is not a valid Harbor project name"),
         ({"harbor_robots": [{"name": "x", "permissions": [{"project": "test", "access": ["repository:fly"]}]}]}, "'fly' cannot be granted"),
@@ -178,3 +183,36 @@ def test_bad_input_fails_clearly_and_changes_nothing(site, overrides, message):
         assert " ".join(message.split()) in " ".join(run.output.split()), run.explain()
         assert run.total_changed() == 0, run.explain()
         assert not any(r[0] != "GET" for r in harbor.requests[before:])
+    for secret in (ADMIN, DATABASE, *shipped_passwords()):
+        assert secret not in run.output
+
+
+def test_a_wrong_password_is_named_alone(site):
+    with HarborStandIn(ADMIN) as harbor:
+        run = converge(site, harbor.url, harbor_database_password="")
+    text = " ".join(run.output.split())
+    assert run.returncode != 0
+    assert "harbor_database_password: must be set" in text, run.explain()
+    assert "harbor_admin_password" not in text
+    assert run.total_changed() == 0, run.explain()
+
+
+def test_the_role_runs_with_its_own_defaults(site):
+    # Only what has no default (the passwords), where the API answers (the
+    # stand-in), and the test's glue; harbor_tls_sans and the rest are the
+    # role's own defaults, so the certificate names the host's address too.
+    host = site["host"]
+    settings = {
+        "harbor_building": "bldg_b",
+        "harbor_hostname": host,  # the role's default (the inventory name), also needed by the glue play
+        "harbor_admin_password": ADMIN,
+        "harbor_database_password": DATABASE,
+        "harbor_api_url": None,
+    }
+    with HarborStandIn(ADMIN) as harbor:
+        settings["harbor_api_url"] = harbor.url
+        run = site["lab"].playbook("-i", site["overlay"], "tests/integration/playbooks/harbor.yml", "-e", json.dumps(settings))
+        assert run.returncode == 0, run.explain()
+        assert harbor.violations == []
+    sans = lab_exec(site["host"], "openssl x509 -noout -ext subjectAltName -in /etc/berth/harbor/%s.crt" % host, check=True).stdout
+    assert "DNS:%s" % host in sans and "IP Address:%s" % site["lab"].hosts[host] in sans, sans

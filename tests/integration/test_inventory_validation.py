@@ -55,9 +55,14 @@ def outside_subnet(inv):
     inv["children"]["bldg_a"]["hosts"]["a1"]["ansible_host"] = "192.0.2.100"
 
 
+def not_an_ipv4(inv):
+    inv["children"]["bldg_a"]["hosts"]["a1"]["ansible_host"] = "192.0.2.300"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        (not_an_ipv4, "host a1: ansible_host 192.0.2.300 is not a valid IPv4 address"),
         (overlap, "subnets overlap: berth_buildings.bldg_a.host_subnet and berth_buildings.bldg_b.host_subnet"),
         (homeless, "host stray belongs to no building"),
         (two_buildings, "host a1 belongs to 2 buildings: bldg_a, bldg_b"),
@@ -88,3 +93,20 @@ def test_shipped_example_inventories_are_valid(environment):
     run = ansible_playbook("-i", "inventories/%s" % environment, "playbooks/validate.yml", timeout=120)
     assert run.returncode == 0, run.explain()
     assert len(run.recap) >= 7
+
+
+def with_harbor_and_rancher(inv):
+    inv["children"]["harbor"] = {"hosts": {"a1": None}}
+    inv["children"]["rancher_server"] = {"hosts": {"b1": None}}
+    overlap(inv)
+
+
+@pytest.mark.parametrize("playbook", ["harbor.yml", "rancher.yml"])
+def test_playbooks_run_alone_validate_the_inventory_first(tmp_path, playbook):
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(mutate(with_harbor_and_rancher)))
+    run = ansible_playbook("-i", str(path), "playbooks/" + playbook, timeout=120)
+    assert run.returncode != 0
+    assert "subnets overlap: berth_buildings.bldg_a.host_subnet and berth_buildings.bldg_b.host_subnet" in run.output, run.explain()
+    assert "TASK [harbor" not in run.output and "TASK [rancher" not in run.output and "Gathering Facts" not in run.output
+    assert "UNREACHABLE" not in run.output

@@ -84,15 +84,43 @@ def test_check_mode_shows_a_daemon_json_change_without_making_it(lab):
     [
         ("docker_install_source=snap", "docker_install_source"),
         ("docker_daemon_log_max_file=plenty", "docker_daemon_log_max_file"),
-        ('{"docker_daemon_default_address_pools": [{"base": "10.78.1.0/24", "size": 26}]}', "overlaps"),
+        (
+            '{"docker_daemon_default_address_pools": [{"base": "CAMPUS", "size": 26}]}',
+            "docker_daemon_default_address_pools[0].base CAMPUS overlaps berth_buildings.bldg_a.host_subnet",
+        ),
         ('{"docker_users": ["nobody-here"]}', "no such user: nobody-here"),
+        ('{"docker_daemon_log_max_size": "ten megabytes"}', "docker_daemon_log_max_size: 'ten megabytes' is not a size such as 10m"),
+        ('{"docker_daemon_log_max_file": -1}', "docker_daemon_log_max_file: -1 is below 1"),
+        (
+            '{"docker_daemon_default_address_pools": [{"base": "172.30.0.0/16", "size": 99}]}',
+            "docker_daemon_default_address_pools[0].size: 99 must lie between the base's prefix /16 and 32",
+        ),
+        (
+            '{"docker_daemon_extra_options": {"live-restore": "yes"}}',
+            "docker_daemon_extra_options.live-restore: set by docker_daemon_live_restore",
+        ),
+        # Only the host knows its engine: 20.10 has no --validate, so berth's own check refuses it.
+        ('{"docker_daemon_extra_options": {"no-such-option": true}}', "daemon.json no-such-option: not an option Docker 20.10 knows"),
     ],
 )
 def test_bad_role_input_fails_before_any_change(lab, extra, message):
-    run = lab.playbook("playbooks/site.yml", "-e", extra)
+    campus = lab.env["BERTH_LAB_CAMPUS"]
+    host = sorted(lab.hosts)[0]
+    before = ssh(lab, host, "cat /etc/docker/daemon.json").stdout
+    run = lab.playbook("playbooks/site.yml", "-e", extra.replace("CAMPUS", campus))
     assert run.returncode != 0
-    assert message in run.output, run.explain()
+    assert message.replace("CAMPUS", campus) in " ".join(run.output.split()), run.explain()
     assert run.total_changed() == 0, run.explain()
+    assert ssh(lab, host, "cat /etc/docker/daemon.json").stdout == before
+
+
+def test_the_first_start_used_daemon_json_and_nothing_held_starts_after(lab):
+    # docker0 keeps the address of the engine's first start: a pool address
+    # means daemon.json was in place before it (a bridge address from
+    # Docker's built-in 172.17.0.0/16 would mean it was not).
+    for host in sorted(lab.hosts):
+        bridge = ssh(lab, host, "ip -4 -o addr show docker0 | awk '{print $4}'; test ! -e /usr/sbin/policy-rc.d && echo released")
+        assert bridge.stdout.split() == ["172.30.0.1/24", "released"], (host, bridge.stdout, bridge.stderr)
 
 
 @pytest.mark.lab_teardown

@@ -3,9 +3,11 @@ repositories, some used by running and stopped containers, some protected.
 The expected survivors are worked out here, independently of the policy code."""
 
 import json
+import time
+import uuid
 
 import pytest
-from labtools import lab_exec, populate_images, task_results
+from labtools import lab_exec, populate_images, seed_registry, task_results
 
 REPOS = ["prunetest/r%d" % n for n in range(10)]
 SEMVER = ["1.0.%d" % n for n in range(18)]
@@ -60,7 +62,10 @@ def expected_survivors():
 
 
 def policy(populated):
-    return {"keep": KEEP, "keep_patterns": ["release-*"], "protected": populated["protected"], "grace": 0, "repositories": ["prunetest/*"]}
+    return {
+        "policy": {"keep": KEEP, "keep_patterns": ["release-*"], "grace": 0, "repositories": ["prunetest/*"]},
+        "protected": populated["protected"],
+    }
 
 
 def test_check_mode_plans_everything_and_changes_nothing(lab, host, populated):
@@ -73,14 +78,14 @@ def test_check_mode_plans_everything_and_changes_nothing(lab, host, populated):
     reasons = {item["ref"]: item["reasons"] for item in result["plan"]}
     assert reasons["%s:1.0.0" % REPOS[0]] == ["in use"]
     assert reasons["%s:1.0.3" % REPOS[2]] == ["protected"]
-    assert result["bytes"] > 0
+    assert result["planned_bytes"] > 0 and result["bytes"] == 0 and result["images_removed"] == []
     assert image_ids(host) == before
 
 
 def test_prune_leaves_exactly_the_expected_images(lab, host, populated):
     run, result = prune(lab, host, policy(populated))
     assert run.returncode == 0, run.explain()
-    assert result["failed"] == []
+    assert result["failures"] == []
     assert tags_on(host) == expected_survivors()
     assert lab_exec(host, "docker images -f dangling=true -q").stdout.strip() == ""
     assert lab_exec(host, "docker inspect -f '{{.State.Running}}' prune-running").stdout.strip() == "true"
@@ -108,14 +113,55 @@ def test_exited_containers_and_volumes_go_only_when_asked(lab, host, populated):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"keep": -1}, "keep must be a whole number of tags, 0 or more, got -1"),
-        ({"keep_patterns": ["release-[0-9"]}, "keep_patterns[0]: 'release-[0-9' has an unbalanced [ ]"),
-        ({"grace": "a while"}, "grace: 'a while' is not a duration"),
+        ({"keep": -1}, "policy.keep must be a whole number of tags from 0 to 1000, got -1"),
+        ({"keep_patterns": ["release-[0-9"]}, "policy.keep_patterns[0]: 'release-[0-9' has a [ with no closing ]"),
+        ({"keep_patterns": ["]a["]}, "policy.keep_patterns[0]: ']a[' has a ] with no opening ["),
+        ({"keep_patterns": ["prunetest/*:"]}, "policy.keep_patterns[0]: 'prunetest/*:' is repo:tag with an empty tag side"),
+        ({"grace": "a while"}, "policy.grace: 'a while' is not a duration"),
     ],
 )
 def test_bad_policy_fails_before_any_removal(lab, host, populated, options, message):
     before = image_ids(host)
-    run, _ = prune(lab, host, dict(policy(populated), **options))
+    options = dict(policy(populated), policy=dict(policy(populated)["policy"], **options))
+    run, _ = prune(lab, host, options)
     assert run.returncode != 0
     assert message in run.output, run.explain()
     assert image_ids(host) == before
+
+
+FRESH_STATE = "/tmp/berth-prunetest-first-seen.json"
+
+
+def test_grace_counts_from_when_the_host_first_saw_a_pulled_image(lab, host, populated):
+    """Built a year ago, pulled just now: Docker records no pull time (its
+    LastTagTime is for local tags), so the module's first sighting counts."""
+    registry = lab.hosts[next(h for h in lab.hosts if h.endswith("-a1"))] + ":5000"
+    repo = "prunetest/pulled%s" % uuid.uuid4().hex[:6]
+    seed_registry(host, registry, [(repo, "0.1.0", repo, "2025-01-01T00:00:00+07:00")])
+    lab_exec(host, "docker pull -q %s/%s:0.1.0" % (registry, repo), check=True)
+    details = json.loads(lab_exec(host, "docker image inspect %s/%s:0.1.0" % (registry, repo), check=True).stdout)[0]
+    assert details["Metadata"]["LastTagTime"].startswith("0001-01-01")  # what the old code fell back from
+    lab_exec(host, "rm -f %s" % FRESH_STATE)
+    options = {"policy": {"keep": 0, "grace": "1h", "repositories": ["*/" + repo]}, "dangling": False, "state_path": FRESH_STATE}
+
+    run, result = prune(lab, host, options, "--check")
+    assert run.returncode == 0, run.explain()
+    reasons = {item["ref"]: item["reasons"] for item in result["plan"]}
+    assert reasons["%s/%s:0.1.0" % (registry, repo)] == ["grace period"]
+    assert lab_exec(host, "test -e %s" % FRESH_STATE).returncode != 0  # check mode writes nothing
+
+    run, result = prune(lab, host, options)
+    assert run.returncode == 0, run.explain()
+    assert result["images_removed"] == [] and result["state_changed"] is True
+    record = json.loads(lab_exec(host, "cat %s" % FRESH_STATE, check=True).stdout)["first_seen"]
+    assert details["Id"] in record and abs(record[details["Id"]] - time.time()) < 300
+
+    again, result = prune(lab, host, options)
+    assert again.returncode == 0, again.explain()
+    assert result["changed"] is False and again.total_changed() == 0  # idempotent, the record unchanged
+
+    # Once the grace period has passed since that first sighting, it goes.
+    gone, result = prune(lab, host, dict(options, policy=dict(options["policy"], grace="1s")))
+    assert gone.returncode == 0, gone.explain()
+    assert result["images_removed"] == [details["Id"]]
+    assert details["Id"] not in json.loads(lab_exec(host, "cat %s" % FRESH_STATE, check=True).stdout)["first_seen"]

@@ -159,6 +159,24 @@ def test_bad_input_fails_clearly_and_changes_nothing(rancher, overrides, message
     assert rancher["server"].requests[before:] == []
 
 
+def test_a_failed_bootstrap_says_which_step_and_status_but_no_secret(rancher):
+    before = len(rancher["server"].requests)
+    wrong = {"rancher_bootstrap_password": "Wrong-bootstrap-55", "rancher_admin_password": "Wrong-admin-pass-77"}
+    run = converge(rancher, **wrong)
+    assert run.returncode != 0
+    text = " ".join(run.output.split())
+    assert (
+        "Rancher bootstrap failed to log in with the bootstrap password (HTTP 401): "
+        "Rancher accepts neither the admin password nor the bootstrap password" in text
+    ), run.explain()
+    assert run.total_changed() == 0, run.explain()
+    for secret in [*wrong.values(), *secrets(rancher)]:
+        assert secret not in run.output
+    # Only logins were tried; nothing was changed in Rancher.
+    tried = rancher["server"].requests[before:]
+    assert tried and all(method == "GET" or path == "/v3-public/localProviders/local" for method, path, _ in tried), tried
+
+
 def test_bootstrap_cluster_and_node_registration_then_nothing_to_do(rancher):
     server = rancher["server"]
     first = converge(rancher)

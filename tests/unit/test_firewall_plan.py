@@ -166,7 +166,7 @@ def test_an_opening_opens_its_ports_to_its_sources_and_nothing_else():
 
 def test_a_bad_opening_is_named_and_refused():
     assert openings_errors(spec(), {"env.alpha": {"ports": [{"proto": "sctp", "ports": "1"}]}}) == [
-        "custom_port_sets.env.alpha[0].proto: unknown protocol 'sctp' (use tcp or udp)"
+        "opening env.alpha: ports[0].proto: unknown protocol 'sctp' (use tcp or udp)"
     ]
     assert openings_errors(spec(), {"Bad Name": {"ports": []}})[0].startswith("opening Bad Name: the name must match")
     assert "clashes" in openings_errors(spec(custom_port_sets={"app": [{"proto": "tcp", "ports": "1"}]}), {"app": {"ports": []}})[0]
@@ -176,3 +176,33 @@ def test_a_bad_opening_is_named_and_refused():
         in openings_errors(spec(), {"env.a": {"ports": [{"proto": "tcp", "ports": "1"}], "sources": {"buildings": ["bldg_z"]}}})[0]
     )
     assert openings_errors(spec(), {"env.a": {"ports": [{"proto": "tcp", "ports": "1"}]}}) == []
+
+
+@pytest.mark.parametrize(
+    ("opening", "message"),
+    [
+        ({"ports": []}, "opening env.a: ports must be a non-empty list of {proto, ports}"),
+        ({"ports": [{"proto": "tcp", "ports": "70000"}]}, "opening env.a: ports[0].ports: port 70000 is outside 1-65535"),
+        (
+            {"ports": [{"proto": "tcp", "ports": "1"}], "sources": {"buildings": ["bldg_z"]}},
+            "opening env.a: sources.buildings[0]: unknown building 'bldg_z'",
+        ),
+        (
+            {"ports": [{"proto": "tcp", "ports": "1"}], "sources": {"cidrs": ["10.0.0.1/8"]}},
+            "opening env.a: sources.cidrs[0]: '10.0.0.1/8' is not a CIDR",
+        ),
+    ],
+)
+def test_a_bad_opening_names_the_fields_its_caller_wrote(opening, message):
+    (error,) = openings_errors(spec(), {"env.a": opening})
+    assert error.startswith(message), error
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["ports", "sources"]), st.one_of(st.none(), st.integers(), st.text(max_size=3), st.lists(st.none(), max_size=2))
+    )
+)
+def test_opening_errors_never_name_internal_variables(opening):
+    for error in openings_errors(spec(), {"env.a": opening}):
+        assert "custom_port_sets" not in error and "allow." not in error, error

@@ -82,6 +82,21 @@ def test_address_must_lie_in_the_building_subnet():
     )
 
 
+@pytest.mark.parametrize("address", ["10.77.2.300", "10.10.0", "10.10.0.5.1", "1.2.3.4.", "999"])
+def test_an_all_digits_and_dots_address_that_is_no_ipv4_is_refused(address):
+    assert address_error("h1", address, BUILDINGS, ["bldg_a"]) == "host h1: ansible_host %s is not a valid IPv4 address" % address
+
+
+@given(st.tuples(*[st.integers(min_value=0, max_value=999)] * 4))
+def test_dotted_quads_are_addresses_or_refused_never_names(octets):
+    address = ".".join(map(str, octets))
+    error = address_error("h1", address, BUILDINGS, ["bldg_a"])
+    if all(octet <= 255 for octet in octets):
+        assert error is None or "is outside its building" in error
+    else:
+        assert error == "host h1: ansible_host %s is not a valid IPv4 address" % address
+
+
 subnet_indexes = st.lists(st.integers(min_value=0, max_value=255), min_size=1, max_size=12, unique=True)
 
 

@@ -2,7 +2,9 @@
 groups, node roles, the installer's arguments and the firewall sources."""
 
 from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
+    bootstrap_failure,
     ca_checksum,
+    censor,
     cluster_body,
     cluster_errors,
     cluster_roles,
@@ -13,6 +15,8 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     password_errors,
     server_url_error,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 GROUPS = {
     "etcd": ["n1", "n2", "n3"],
@@ -89,3 +93,23 @@ def test_cluster_object_and_checksum():
     assert body["metadata"] == {"name": "lab", "namespace": "fleet-default", "labels": {}}
     assert body["spec"]["kubernetesVersion"] == "v1.30.4+rke2r1"
     assert ca_checksum("x") == ca_checksum(b"x") == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+
+
+def test_a_failed_bootstrap_names_its_step_and_status_without_secrets():
+    message = "Rancher POST /v3/users answered HTTP 422: newPassword Bootstrap-pass-1 must differ from token-abc12:s3cr3t-part"
+    failure = bootstrap_failure("set the admin password", message, 422, ["Bootstrap-pass-1", "token-abc12:s3cr3t-part", None])
+    assert failure.startswith("Rancher bootstrap failed to set the admin password (HTTP 422): Rancher POST /v3/users")
+    assert "Bootstrap-pass-1" not in failure and "s3cr3t-part" not in failure
+    assert bootstrap_failure("log in", "Rancher at https://r is unreachable: refused", None, []).endswith(
+        "(no HTTP answer): Rancher at https://r is unreachable: refused"
+    )
+
+
+@given(st.text(min_size=1).filter(lambda text: "*" not in text), st.text(), st.text())
+def test_censor_leaves_no_secret_behind(secret, before, after):
+    assert secret not in censor(before + secret + after, [secret])
+
+
+@given(st.text(alphabet="abcdef0123456789-", min_size=4), st.text(alphabet="abcdef0123456789", min_size=4))
+def test_censor_hides_the_secret_part_of_a_token_on_its_own(name, key):
+    assert key not in censor("saw %s in the answer" % key, ["token-%s:%s" % (name, key)])

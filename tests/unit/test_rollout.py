@@ -10,7 +10,6 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
     image_ref,
     memory_bytes,
     rollout_batches,
-    rollout_summary,
     spec_errors,
     to_retain,
 )
@@ -42,12 +41,12 @@ def test_a_good_spec_passes():
     ("override", "message"),
     [
         ({"app": "Web App"}, "app: 'Web App' is not a valid app name"),
-        ({"deadline": -1}, "deadline must be a number of seconds, 0 or more, got -1"),
-        ({"drain_timeout": -0.5}, "drain_timeout must be a number of seconds, 0 or more"),
-        ({"container_port": 70000}, "container_port: 70000 is outside 1-65535"),
+        ({"deadline": -1}, "deadline: -1 must be a number within 1-86400 seconds"),
+        ({"drain_timeout": -0.5}, "drain_timeout: -0.5 must be a number within 0-86400 seconds"),
+        ({"container_port": 70000}, "container_port: 70000 must be a whole number within 1-65535"),
         ({"port_range": (30000, 20000)}, "port_range"),
         ({"memory": "lots"}, "memory: 'lots' is not a size"),
-        ({"cpus": 0}, "cpus must be a positive number"),
+        ({"cpus": 0}, "cpus: 0 must be a number within 0.01-1024"),
         ({"env": {"LIST": [1]}}, "env.LIST must be a string"),
         ({"health_http": "health"}, "health_http: 'health' must be a path"),
     ],
@@ -69,7 +68,7 @@ def test_ports_and_retention():
     assert free_port((20000, 20003), {20000, 20001}) == 20002
     with pytest.raises(ValueError, match="no free port"):
         free_port((20000, 20001), {20000, 20001})
-    stopped = [{"name": "v%d" % n, "created": "2026-01-0%dT00:00:00Z" % n} for n in range(1, 5)]
+    stopped = [{"name": "v%d" % n, "created": "2026-01-0%dT00:00:00Z" % n, "last_served": 1000.0 + n} for n in range(1, 5)]
     keep, remove = to_retain(stopped, 2)
     assert [c["name"] for c in keep] == ["v4", "v3"] and [c["name"] for c in remove] == ["v2", "v1"]
     assert memory_bytes("512m") == 512 * 1024**2
@@ -86,7 +85,9 @@ def test_batches_never_span_two_buildings():
 def test_app_catalog():
     apps = {"web": {"hosts": "web_hosts", "image": "team/web", "listen": 80}, "db": {"hosts": "db_hosts", "image": "x"}}
     assert app_errors(apps) == []
-    assert app_errors({"web": {"hosts": "g", "image": "x", "replicas": 3}})[0].startswith("berth_apps.web.replicas is not a known setting")
+    assert app_errors({"web": {"hosts": "g", "image": "x", "replicas": 3}})[0].startswith(
+        "berth_apps.web.replicas: berth runs one container per app per host"
+    )
     assert app_errors({"web": {"image": "x"}}) == ["berth_apps.web.hosts is required"]
     assert app_errors({"web": {"hosts": "g", "image": "x", "listen": 70000}}) == ["berth_apps.web.listen: 70000 is outside 1-65535"]
     assert list(apps_of(apps, ["bldg_a", "web_hosts"])) == ["web"]
@@ -101,26 +102,6 @@ def test_image_references_take_the_buildings_registry():
         image_ref("lab/web:1", "reg:5000", "v2")
     with pytest.raises(ValueError, match="names no registry"):
         image_ref("lab/web", "", "v2")
-
-
-def test_summary_rows():
-    results = {
-        "h1": (
-            {"changed": True, "old": {"version": "v1"}, "timings": {"health": 2.0, "switch": 0.1}},
-            {"changed": True, "timings": {"health": 1}},
-            "a",
-        ),
-        "h2": ({"failed": True, "old": {"version": "v1"}, "timings": {}}, None, "b"),
-        "h3": (None, None, "c"),
-        "h4": ({"changed": False, "old": {"version": "v2"}, "timings": {}}, None, "c"),
-    }
-    rows = {r["host"]: (r["old"], r["new"], r["result"]) for r in rollout_summary(results, ["h1", "h2", "h3", "h4"], "web", "v2")["hosts"]}
-    assert rows == {
-        "h1": ("v1", "v1", "rolled back"),
-        "h2": ("v1", "v1", "failed"),
-        "h3": ("-", "-", "skipped"),
-        "h4": ("v2", "v2", "unchanged"),
-    }
 
 
 WORKER = "nginx: worker process"
@@ -185,7 +166,10 @@ def test_nginx_switch_restores_the_old_upstream_when_nginx_refuses(tmp_path):
     with pytest.raises(SwitchError, match="nginx rejected"):
         refusing.point_to(["127.0.0.1:20002"])
     assert switch.current() == ["127.0.0.1:20001"]
-    assert [f for f in os.listdir(tmp_path) if f.startswith(".")] == []
+    # No temporary file left; only the record of what nginx serves.
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".")] == [".web.applied"]
+    # nginx never took the refused file, so it still serves the restored one.
+    assert not refusing.stale()
 
 
 def test_a_missing_proxy_path_is_named():
@@ -214,8 +198,11 @@ def test_nginx_workers_are_the_children_of_the_hosts_master_only(tmp_path):
     assert nginx_workers(str(proc), str(tmp_path / "missing.pid")) == {}
 
 
-def test_without_a_visible_master_the_switch_does_not_wait(tmp_path):
+def test_without_a_visible_master_the_switch_is_never_settled(tmp_path):
+    # Issue 12, 2.8: no readable pid file means the old workers were never
+    # seen, so nothing proves they are gone: the drain must wait it out.
     switch = NginxSwitch("web", str(tmp_path), nginx="true", workers=dict, reload_timeout=0.2)
     switch.point_to(["127.0.0.1:20001"])
     assert switch.current() == ["127.0.0.1:20001"]
-    assert switch.settled()
+    assert not switch.observed
+    assert not switch.settled()

@@ -6,11 +6,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)",
@@ -35,6 +36,10 @@ class PlaybookRun:
         return "ansible-playbook %s exited %d\n%s" % (" ".join(self.args), self.returncode, self.output[-6000:])
 
 
+def parse_recap(output):
+    return {m.group("host"): {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP.finditer(output)}
+
+
 def ansible_playbook(*args, env=None, timeout=1800):
     """Run ansible-playbook from the project root, return output and recap."""
     full_env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
@@ -49,8 +54,7 @@ def ansible_playbook(*args, env=None, timeout=1800):
         timeout=timeout,
         check=False,
     )
-    recap = {m.group("host"): {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP.finditer(proc.stdout)}
-    return PlaybookRun(list(args), proc.returncode, proc.stdout, recap)
+    return PlaybookRun(list(args), proc.returncode, proc.stdout, parse_recap(proc.stdout))
 
 
 def local_playbook(*args, **kwargs):
@@ -301,13 +305,15 @@ print(json.dumps(stats))
 
 
 class Load:
-    """Bounded HTTP load from inside a lab host against its own proxy: new
-    connection per request, stops after `minimum` requests once told to stop,
-    or after `max_seconds` whatever happens."""
+    """Bounded HTTP load from inside a lab host against its own proxy (or,
+    with `target`, another host's address): new connection per request,
+    stops after `minimum` requests once told to stop, or after `max_seconds`
+    whatever happens."""
 
-    def __init__(self, host, path="/version", port=80, minimum=2000, max_seconds=240, threads=4):
+    def __init__(self, host, path="/version", port=80, minimum=2000, max_seconds=240, threads=4, target="127.0.0.1"):
         self.host = host
-        self.stop_file = "/tmp/berth-load-stop"
+        self.target = target
+        self.stop_file = "/tmp/berth-load-stop" if target == "127.0.0.1" else "/tmp/berth-load-stop-%s" % target
         lab_exec(host, "rm -f %s" % self.stop_file)
         self.process = subprocess.Popen(
             [
@@ -317,7 +323,7 @@ class Load:
                 "python3",
                 "-c",
                 LOAD_CLIENT,
-                "127.0.0.1",
+                target,
                 str(port),
                 path,
                 str(minimum),
@@ -335,3 +341,67 @@ class Load:
         out, err = self.process.communicate(timeout=300)
         assert self.process.returncode == 0, err
         return json.loads(out)
+
+
+# -- the firewall's probes: a web server on a host and one in a container ---------
+WEB_PORT = 80
+PUBLISHED_PORT = 8080
+# The lab's own firewall_allow (inventories/lab/group_vars/all/firewall.yml).
+LAB_ALLOW = {"ssh": {"buildings": ["all"]}, "registry": {"buildings": ["all"]}}
+DEFAULT_REACH = {
+    "web from own building": True,
+    "web from other building": False,
+    "published from own building": True,
+    "published from other building": False,
+}
+
+
+def start_host_web(target):
+    lab_exec(
+        target,
+        "mkdir -p /srv/www && echo host > /srv/www/index.html && systemctl stop test-web 2>/dev/null; "
+        "systemd-run --unit test-web busybox httpd -f -p %d -h /srv/www" % WEB_PORT,
+    )
+
+
+def web_probes(target):
+    """Generator for a fixture: a web server on the host itself and one in a
+    container publishing a port, removed afterwards."""
+    image = ensure_busybox_image(target)
+    start_host_web(target)
+    lab_exec(
+        target,
+        "docker rm -f published >/dev/null 2>&1; docker run -d --name published --restart unless-stopped -p %d:80 %s "
+        "/busybox sh -c 'mkdir -p /www && echo container > /www/index.html && /busybox httpd -f -p 80 -h /www'" % (PUBLISHED_PORT, image),
+        check=True,
+    )
+    yield
+    lab_exec(target, "docker rm -f published; systemctl stop test-web")
+
+
+def wait_for_published(target, seconds=60):
+    deadline = time.monotonic() + seconds
+    while lab_exec(target, "docker inspect -f '{{.State.Running}}' published").stdout.strip() != "true":
+        assert time.monotonic() < deadline, "the published container did not come back"
+        time.sleep(1)
+
+
+def reachability(hosts):
+    """hosts: target, same (its building), other (another building), address."""
+    address = hosts["address"]
+    return {
+        "web from own building": can_connect(hosts["same"], address, WEB_PORT),
+        "web from other building": can_connect(hosts["other"], address, WEB_PORT),
+        "published from own building": can_connect(hosts["same"], address, PUBLISHED_PORT),
+        "published from other building": can_connect(hosts["other"], address, PUBLISHED_PORT),
+    }
+
+
+def reboot(host, seconds=90):
+    """A real reboot of a lab host: a fresh network namespace (empty tables)
+    and a fresh systemd boot, with units starting in their own order."""
+    docker("restart", "-t", "5", host)
+    deadline = time.monotonic() + seconds
+    while lab_exec(host, "systemctl is-system-running").stdout.strip() not in ("running", "degraded"):
+        assert time.monotonic() < deadline, "%s did not boot" % host
+        time.sleep(1)

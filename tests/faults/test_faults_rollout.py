@@ -1,0 +1,323 @@
+"""Rollout faults injected for real on the test lab, under load (issue 12,
+section 2): every request of every scenario must succeed, and the fleet
+must end on one version, after a re-run where the fault left work undone,
+with the summary printed.
+
+Load comes from other lab hosts than the one it targets (a ring over the
+hosts), through each target's nginx, one new connection per request; the
+lab's firewall opens web to the own building only, so the module opens it
+to every building for its duration. Each scenario prints
+`FAULT rollout <scenario>: requests N failed F` to the CI log.
+
+Scenarios (rollout_batch_size=0, one building per batch):
+- the control node dies (kill -9 of ansible-playbook's whole process
+  group, and of the module it started on each host of the running batch)
+  between the new container's start and the switch, and again between the
+  switch and the drain; the re-run reconciles and converges;
+- a lab host is stopped while its batch runs: it counts as failed in the
+  batch, the hosts that switched go back, the re-run converges;
+- nginx's configuration is broken on one host: its switch is refused, the
+  hosts that switched go back, the re-run (nginx mended) converges;
+- the new version's health fails only in the last building: every host
+  that switched goes back."""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+from labtools import ROOT, Load, lab_exec, task_results
+
+LOCK = "/var/lib/berth/rollout/demo.lock"
+# The pid that holds the app's rollout lock on a host: the module of the
+# running rollout (from /proc/locks, by the lock file's inode).
+LOCK_HOLDER = r"""
+import os, sys
+inode = os.stat(sys.argv[1]).st_ino
+for line in open("/proc/locks"):
+    fields = line.split()
+    if "FLOCK" in fields and int(fields[-3].split(":")[-1]) == inode:
+        print(fields[-4])
+"""
+
+
+def names(lab):
+    return sorted(lab.hosts)
+
+
+def served(name):
+    return lab_exec(name, "curl -s http://127.0.0.1/version").stdout.strip()
+
+
+def versions(lab, skip=()):
+    return {name: served(name) for name in names(lab) if name not in skip}
+
+
+def running(name, version=None):
+    flt = "--filter label=berth.app=demo" + (" --filter label=berth.version=%s" % version if version else "")
+    return lab_exec(name, "docker ps -q %s" % flt).stdout.split()
+
+
+def upstream(name):
+    return lab_exec(name, "cat /etc/nginx/berth/upstreams/demo.conf").stdout
+
+
+def summary(output):
+    return task_results(output, "rollout : Show the rollout summary")["localhost"]["msg"]
+
+
+def app(**settings):
+    spec = {"hosts": "docker_hosts", "image": "lab/demo", "container_port": 8080, "listen": 80, "health_http": "/health"}
+    spec.update(settings)
+    return json.dumps({"berth_apps": {"demo": spec}})
+
+
+def wait_for(condition, timeout=90, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
+class Fleet:
+    def __init__(self, lab):
+        self.lab = lab
+        self.hosts = names(lab)
+
+    def versions(self):
+        """The version every host serves now, and the other one."""
+        (current,) = set(versions(self.lab).values())
+        return current, "r3" if current == "r2" else "r2"
+
+    def by(self, suffix):
+        return next(h for h in self.hosts if h.endswith("-" + suffix))
+
+    def rollout(self, version, *extra):
+        return self.lab.playbook(
+            "playbooks/rollout.yml", "-e", "app=demo", "-e", "version=%s" % version, "-e", "rollout_batch_size=0", *extra
+        )
+
+    def background(self, version, *extra):
+        return Background(
+            self.lab, "playbooks/rollout.yml", "-e", "app=demo", "-e", "version=%s" % version, "-e", "rollout_batch_size=0", *extra
+        )
+
+    def load(self, skip=()):
+        """One load per host, each from the next live host of the ring."""
+        alive = [h for h in self.hosts if h not in skip]
+        loads = []
+        for index, target in enumerate(alive):
+            source = alive[(index + 1) % len(alive)]
+            loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1))
+        time.sleep(2)
+        return loads
+
+
+class Background:
+    """ansible-playbook in its own process group, so that kill -9 reaches
+    every process of the control node's run at once."""
+
+    def __init__(self, lab, *args):
+        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+        self.proc = subprocess.Popen(
+            ["ansible-playbook", "-i", lab.inventory, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def wait(self, timeout=900):
+        self.proc.wait(timeout=timeout)
+        with open(self.log.name, encoding="utf-8") as stream:
+            return self.proc.returncode, stream.read()
+
+    def output(self):
+        with open(self.log.name, encoding="utf-8") as stream:
+            return stream.read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.kill()
+        os.unlink(self.log.name)
+
+
+def reachable(lab, name):
+    """Whether Ansible reaches a host again (the first try after a restart
+    may fail on the SSH master connection of before)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    return (
+        subprocess.run(
+            ["ansible", "-i", lab.inventory, name, "-m", "ansible.builtin.ping"], cwd=ROOT, env=env, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+
+
+def kill_modules(hosts):
+    """kill -9 of the rollout module on each host: the process holding the
+    app's lock."""
+    killed = {}
+    for name in hosts:
+        pids = lab_exec(name, "python3 -c '%s' %s" % (LOCK_HOLDER.replace("'", "'\"'\"'"), LOCK)).stdout.split()
+        for pid in pids:
+            lab_exec(name, "kill -9 %s" % pid)
+        killed[name] = pids
+    return killed
+
+
+def finish(name, loads, lab, fleet_version, run, skip=()):
+    """Stop the load, print the figures, check the end state."""
+    results = [load.stop() for load in loads]
+    total = sum(r["ok"] + r["failed"] for r in results)
+    failed = sum(r["failed"] for r in results)
+    seconds = max(r["seconds"] for r in results)
+    lab.figures.append("FAULT rollout %s: requests %d failed %d in %.0fs" % (name, total, failed, seconds))
+    assert failed == 0, [r["errors"] for r in results if r["failed"]]
+    assert total >= 10000
+    assert set(versions(lab, skip).values()) == {fleet_version}, versions(lab, skip)
+    lines = summary(run.output if hasattr(run, "output") else run)
+    assert lines[0].startswith("rollout of demo"), lines
+    for host in names(lab):
+        if host not in skip:
+            assert len(running(host)) == 1, (host, lab_exec(host, "docker ps -a --filter label=berth.app=demo").stdout)
+    return lines
+
+
+@pytest.fixture(scope="module")
+def fleet(lab, rollout_images, figures):
+    lab.figures = figures
+    opened = lab.playbook("tests/faults/playbooks/web-opening.yml")
+    assert opened.returncode == 0, opened.explain()
+    fleet = Fleet(lab)
+    start = fleet.rollout("r2")
+    assert start.returncode == 0, start.explain()
+    assert set(versions(lab).values()) == {"r2"}
+    yield fleet
+    closed = lab.playbook("tests/faults/playbooks/web-opening.yml", "-e", "opening_state=absent")
+    assert closed.returncode == 0, closed.explain()
+
+
+def test_control_node_killed_between_start_and_switch(fleet):
+    first = [fleet.by("a1"), fleet.by("a2")]
+    current, new = fleet.versions()
+    slow = app(env={"INI_CMD": "sleep 6"})
+    loads = fleet.load()
+    run = fleet.background(new, "-e", slow)
+    try:
+        assert wait_for(lambda: all(running(h, new) for h in first)), run.output()[-3000:]
+        assert all(served(h) == current for h in first)
+        run.kill()
+        killed = kill_modules(first)
+    finally:
+        run.close()
+    assert all(killed.values()), killed
+    # The new containers run, no upstream points to them: the re-run reconciles.
+    rerun = fleet.rollout(new, "-e", slow)
+    assert rerun.returncode == 0, rerun.explain()
+    finish("kill between start and switch", loads, fleet.lab, new, rerun)
+
+
+def test_control_node_killed_between_switch_and_drain(fleet):
+    first = [fleet.by("a1"), fleet.by("a2")]
+    _, new = fleet.versions()
+    old_ports = {}
+    for name in first:
+        old = running(name)[0]
+        old_ports[name] = lab_exec(name, "docker inspect -f '{{index .Config.Labels \"berth.port\"}}' %s" % old).stdout.strip()
+        # An idle connection to the old container keeps its drain waiting.
+        lab_exec(
+            name,
+            "nohup python3 -c 'import socket,time; s=socket.create_connection((\"127.0.0.1\", %s)); time.sleep(120)' "
+            ">/dev/null 2>&1 & echo $! > /tmp/berth-idle" % old_ports[name],
+            check=True,
+        )
+    loads = fleet.load()
+    run = fleet.background(new, "-e", "rollout_drain_timeout=90")
+    try:
+        assert wait_for(lambda: all("127.0.0.1:%s " % old_ports[h] not in upstream(h) for h in first)), run.output()[-3000:]
+        run.kill()
+        killed = kill_modules(first)
+    finally:
+        run.close()
+        for name in first:
+            lab_exec(name, "kill $(cat /tmp/berth-idle)")
+    assert all(killed.values()), killed
+    # Both versions run on a1 and a2; nginx serves (or, killed before the
+    # reload, will serve) the new one.
+    assert all(len(running(h)) == 2 for h in first)
+    rerun = fleet.rollout(new)
+    assert rerun.returncode == 0, rerun.explain()
+    lines = finish("kill between switch and drain", loads, fleet.lab, new, rerun)
+    for name in first:
+        assert "reconciled" in next(line for line in lines if line.split()[0] == name), lines
+
+
+def test_a_lab_host_stopped_mid_batch(fleet):
+    b1, b2 = fleet.by("b1"), fleet.by("b2")
+    current, new = fleet.versions()
+    loads = fleet.load(skip=[b2])
+    run = fleet.background(new)
+    try:
+        # b2 loses its power once its new container runs, while its batch
+        # is under way (docker kill: no orderly shutdown that could still
+        # report a failure).
+        assert wait_for(lambda: bool(running(b2, new)), 120), run.output()[-3000:]
+        subprocess.run(["docker", "kill", b2], check=True, capture_output=True)
+        code, output = run.wait()
+    finally:
+        run.close()
+        subprocess.run(["docker", "start", b2], check=True, capture_output=True)
+    assert code != 0
+    lines = summary(output)
+    assert "unreachable" in next(line for line in lines if line.split()[0] == b2), lines
+    assert "rolled back" in next(line for line in lines if line.split()[0] == b1), lines
+    assert "not started" in next(line for line in lines if line.split()[0] == fleet.by("c1")), lines
+    assert set(versions(fleet.lab, skip=[b2]).values()) == {current}
+    assert wait_for(lambda: lab_exec(b2, "systemctl is-active nginx docker").stdout.split() == ["active", "active"], 120)
+    assert wait_for(lambda: reachable(fleet.lab, b2), 120)
+    rerun = fleet.rollout(new)
+    assert rerun.returncode == 0, rerun.explain()
+    finish("lab host stopped mid-batch", loads, fleet.lab, new, rerun, skip=[b2])
+    assert served(b2) == new and len(running(b2)) == 1
+
+
+def test_nginx_config_broken_on_one_host(fleet):
+    b1 = fleet.by("b1")
+    current, new = fleet.versions()
+    loads = fleet.load()
+    lab_exec(b1, "echo 'this is not nginx' > /etc/nginx/conf.d/zz-broken.conf", check=True)
+    try:
+        run = fleet.rollout(new)
+    finally:
+        lab_exec(b1, "rm -f /etc/nginx/conf.d/zz-broken.conf", check=True)
+    assert run.returncode != 0
+    lines = summary(run.output)
+    assert "nginx rejected the configuration" in next(line for line in lines if line.split()[0] == b1), lines
+    assert sum("rolled back" in line for line in lines) == 3, lines  # a1, a2 and b2, its batch mate
+    assert set(versions(fleet.lab).values()) == {current}
+    rerun = fleet.rollout(new)
+    assert rerun.returncode == 0, rerun.explain()
+    finish("nginx config broken on one host", loads, fleet.lab, new, rerun)
+
+
+def test_health_failing_only_in_the_last_building(fleet):
+    broken = app(deadline=20, env={"INI_CMD": '[ "$BERTH_BUILDING" != bldg_c ] || rm -f /srv/app/health'})
+    current, new = fleet.versions()
+    loads = fleet.load()
+    run = fleet.rollout(new, "-e", broken)
+    assert run.returncode != 0
+    lines = finish("health failing in the last building", loads, fleet.lab, current, run)
+    assert sum("rolled back" in line for line in lines) == 4, lines
+    assert "health:" in next(line for line in lines if line.split()[0] == fleet.by("c1")), lines

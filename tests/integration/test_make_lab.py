@@ -1,0 +1,52 @@
+"""`make lab` as a new user runs it: the test lab itself is made by it (see
+the `lab` fixture), from an empty engine state and an empty registry, so its
+output is checked here: the summary, the cleanup dry run and the demo
+rollout. A step that fails shows the failing task and its message on the
+terminal, not only a log path."""
+
+import os
+import re
+import subprocess
+
+from labtools import ROOT, lab_exec
+
+
+def test_make_lab_prints_the_lab_the_cleanup_plan_and_the_demo_rollout(lab):
+    assert lab.make_output is not None, "BERTH_KEEP_LAB reused a lab; run without it to test the make lab path"
+    out = lab.make_output
+    assert "berth lab %s: %d hosts in 3 buildings" % (lab.name, len(lab.hosts)) in out, out
+    assert "image cleanup (dry run): ok" in out, out
+    rows = [line for line in out.splitlines() if re.match(r"^\s+%s-\w+\s+bldg_\w\s" % lab.name, line)]
+    assert len([r for r in rows if "v1" in r and "-> v2" in r and "deployed" in r]) == len(lab.hosts), out
+    # Right after make lab, the demo served v2 on every host, through the host's nginx.
+    assert lab.served_after_make == dict.fromkeys(lab.hosts, "v2")
+
+
+def test_a_failing_step_shows_its_task_and_message(lab):
+    host = sorted(lab.hosts)[-1]
+    # A host without its Python (the binary itself, or interpreter discovery
+    # finds python3.N): every module fails there, for real.
+    python = lab_exec(host, "readlink -f /usr/bin/python3", check=True).stdout.strip()
+    lab_exec(host, "mv %s %s.moved" % (python, python), check=True)
+    try:
+        made = subprocess.run(
+            ["make", "--no-print-directory", "lab"],
+            cwd=ROOT,
+            env=dict(os.environ, **lab.env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+    finally:
+        lab_exec(host, "mv %s.moved %s" % (python, python), check=True)
+    assert made.returncode != 0
+    out = made.stdout
+    assert "berth: converging playbooks/site.yml ... FAILED" in out, out
+    failure = out.split("FAILED", 1)[1]
+    assert re.search(r"^  task   \S", failure, re.MULTILINE), out
+    assert re.search(r"^  hosts  .*%s" % host, failure, re.MULTILINE), out
+    assert "python" in failure.lower(), out
+    assert "full log: " in failure
+    assert "make lab stopped at: converging playbooks/site.yml" in out
