@@ -200,7 +200,11 @@ def summary(lab, site_output, cleanup_report):
 def demo(lab):
     """Build the sample app's three layers and roll it out: v1, then v2."""
     inventory = lab.inventory_data()
-    builder = sorted(inventory["children"]["docker_hosts"]["hosts"])[-1]
+    # The first Docker host that is not the registry: the tests build on the
+    # same host, so they reuse the layers built here.
+    registries = set(inventory["children"].get("registry", {}).get("hosts") or ())
+    docker_hosts = sorted(inventory["children"]["docker_hosts"]["hosts"])
+    builder = next((h for h in docker_hosts if h not in registries), docker_hosts[-1])
     building = next(b for b in inventory["vars"]["berth_buildings"] if builder in inventory["children"][b]["hosts"])
     registry = inventory["vars"]["berth_buildings"][building]["registry"]
     lab.playbook(

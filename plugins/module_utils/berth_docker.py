@@ -285,6 +285,10 @@ def render(config):
     return json.dumps(config, indent=2, sort_keys=True, separators=(",", ": ")) + "\n"
 
 
+# [epoch:]upstream[-revision], as dpkg reads it; the upstream part starts with a digit.
+DEB_VERSION = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*$")
+
+
 def role_errors(settings, building_networks=()):
     """Errors of the docker role's variables, by variable name, before
     anything changes. `settings` maps variable name to value;
@@ -315,6 +319,9 @@ def role_errors(settings, building_networks=()):
     cache = as_int(settings.get("docker_apt_cache_valid_time", 0))
     if cache is None or cache < 0:
         errors.append("docker_apt_cache_valid_time: %r must be 0 or more seconds" % (settings.get("docker_apt_cache_valid_time"),))
+    version = settings.get("docker_engine_version") or ""
+    if version and not DEB_VERSION.match(str(version)):
+        errors.append("docker_engine_version: %r is not a Debian package version (such as 20.10.24+dfsg1-1+deb12u1)" % (version,))
     extra = settings.get("docker_daemon_extra_options") or {}
     if not isinstance(extra, dict):
         return errors + ["docker_daemon_extra_options must be a mapping of daemon.json keys"]

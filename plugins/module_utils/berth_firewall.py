@@ -320,3 +320,18 @@ def live_digest(chain_listing):
 
 def rule_count(chain_listing, chain):
     return sum(1 for line in chain_listing.splitlines() if line.startswith("-A %s " % chain))
+
+
+def docker_backend_error(daemon_config):
+    """Why the rules cannot guard published ports under this daemon.json, or
+    None. Docker's nftables backend (28+) has no DOCKER-USER chain, so the
+    published-port filter would silently never run."""
+    if not isinstance(daemon_config, dict):
+        return None
+    backend = daemon_config.get("firewall-backend")
+    if backend is not None and backend != "iptables":
+        return (
+            "Docker's firewall-backend is %r in daemon.json: it has no DOCKER-USER chain, so berth cannot filter "
+            "published ports there; set docker_daemon_extra_options firewall-backend to iptables (or leave it out)" % (backend,)
+        )
+    return None

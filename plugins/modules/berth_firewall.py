@@ -107,6 +107,12 @@ options:
     description: The script that loads payloads (installed by the firewall role).
     type: path
     default: /usr/local/sbin/berth-firewall
+  docker_daemon_json:
+    description:
+      - Docker's daemon.json on the host. A firewall-backend other than iptables is refused,
+        because it has no DOCKER-USER chain for the published-port rules.
+    type: path
+    default: /etc/docker/daemon.json
 """
 
 EXAMPLES = r"""
@@ -177,6 +183,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_firewall import (
     DOCKER_CHAIN,
     FAMILIES,
     INPUT_CHAIN,
+    docker_backend_error,
     live_digest,
     permissive_payload,
     plan,
@@ -356,6 +363,14 @@ def confirm(module):
     return {"changed": True, "digests": expected}
 
 
+def read_daemon_json(path):
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return json.load(stream)
+    except (OSError, ValueError):
+        return None  # no engine, or the docker role reports a broken file
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -378,6 +393,7 @@ def main():
             "state_dir": {"type": "path", "default": "/etc/berth/firewall"},
             "openings_dir": {"type": "path"},
             "loader": {"type": "path", "default": "/usr/local/sbin/berth-firewall"},
+            "docker_daemon_json": {"type": "path", "default": "/etc/docker/daemon.json"},
         },
         required_if=[("action", "apply", ["buildings", "building"])],
         supports_check_mode=True,
@@ -393,6 +409,9 @@ def main():
     errors += spec_errors(spec)
     if module.params["confirm_timeout"] < 0:
         errors.append("confirm_timeout must not be negative")
+    backend = docker_backend_error(read_daemon_json(module.params["docker_daemon_json"]))
+    if backend:
+        errors.append(backend)
     if errors:
         module.fail_json(msg="; ".join(errors), errors=errors)
     for tool in TOOLS.values():

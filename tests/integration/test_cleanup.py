@@ -225,7 +225,7 @@ def test_a_dry_run_plans_and_sends_no_mutating_request(fleet, tmp_path):
     assert sum(len(t) for t in before.values()) == 5 * 23 + len(MULTI) + 1
     assert stored == set(fleet["moved_digests"])
     since = time.time() - 1
-    run = cleanup(fleet, tmp_path / "report.json", "-e", "image_cleanup_dry_run=true")
+    run = cleanup(fleet, tmp_path / "report.json", "-e", "image_cleanup_dry_run=true", env={"ANSIBLE_SHOW_CUSTOM_STATS": "true"})
     assert run.returncode == 0, run.explain()
     assert tags(fleet) == before and revisions(fleet["server"], fleet["moved"]) == stored
     assert mutating_requests(fleet["server"], since) == []  # not even the probe for disabled deletes
@@ -239,6 +239,9 @@ def test_a_dry_run_plans_and_sends_no_mutating_request(fleet, tmp_path):
     assert report["hosts"][fleet["idle"]]["in_use"] == {"containers": 0, "digests": 0}
     assert report["hosts"][fleet["deployer"]]["in_use"]["digests"] >= 2
     assert "would remove" in run.output and "image cleanup (dry run): ok" in run.output
+    # The same report is the job's stats, for a control node that keeps no files.
+    stats = run.output.split("CUSTOM STATS:", 1)[1]
+    assert '"berth_image_cleanup"' in stats and '"dry_run": true' in stats, run.output[-3000:]
 
 
 def test_the_registry_keeps_exactly_the_policy_and_the_fleet(fleet, tmp_path):

@@ -2,6 +2,7 @@
 buildings: host ports, published container ports, Docker restarts, a
 simulated reboot, the timed auto-revert, check mode and bad input."""
 
+import base64
 import json
 import time
 
@@ -146,3 +147,21 @@ def test_bad_input_fails_before_any_change_naming_the_field(hosts, override, mes
     assert message in run.output, run.explain()
     assert run.total_changed() == 0, run.explain()
     assert {host: live_digest(host) for host in lab.hosts} == before
+
+
+def test_dockers_nftables_backend_is_refused_before_any_change(hosts):
+    lab, host = hosts["lab"], hosts["target"]
+    before = live_digest(host)
+    original = lab_exec(host, "cat /etc/docker/daemon.json", check=True).stdout
+    # Only the file: this engine (20.10) has no nftables backend to start.
+    edit = "import json; p='/etc/docker/daemon.json'; c=json.load(open(p)); c['firewall-backend']='nftables'; json.dump(c, open(p,'w'))"
+    lab_exec(host, 'python3 -c "%s"' % edit, check=True)
+    try:
+        run = firewall(lab, "--limit", host)
+    finally:
+        saved = base64.b64encode(original.encode()).decode()
+        lab_exec(host, "echo %s | base64 -d > /etc/docker/daemon.json" % saved, check=True)
+    assert run.returncode != 0
+    assert "firewall-backend is 'nftables'" in run.output and "DOCKER-USER" in run.output, run.explain()
+    assert run.total_changed() == 0, run.explain()
+    assert live_digest(host) == before

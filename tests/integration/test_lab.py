@@ -123,6 +123,25 @@ def test_the_first_start_used_daemon_json_and_nothing_held_starts_after(lab):
         assert bridge.stdout.split() == ["172.30.0.1/24", "released"], (host, bridge.stdout, bridge.stderr)
 
 
+def test_a_pinned_engine_is_held_and_an_unknown_version_changes_nothing(lab):
+    host = sorted(lab.hosts)[-1]
+    installed = ssh(lab, host, "dpkg-query -W -f '${Version}' docker.io").stdout.strip()
+    try:
+        pinned = lab.playbook("playbooks/site.yml", "--limit", host, "--tags", "docker", "-e", "docker_engine_version=" + installed)
+        assert pinned.returncode == 0, pinned.explain()
+        assert pinned.changed()[host] == 1, pinned.explain()  # the hold, nothing else
+        assert ssh(lab, host, "apt-mark showhold").stdout.split() == ["docker.io"]
+        again = lab.playbook("playbooks/site.yml", "--limit", host, "--tags", "docker", "-e", "docker_engine_version=" + installed)
+        assert again.returncode == 0 and again.total_changed() == 0, again.explain()
+        # A version the mirror does not have: apt refuses before installing anything.
+        missing = lab.playbook("playbooks/site.yml", "--limit", host, "--tags", "docker", "-e", "docker_engine_version=99.0.0-1")
+        assert missing.returncode != 0
+        assert "99.0.0-1" in missing.output and missing.total_changed() == 0, missing.explain()
+        assert ssh(lab, host, "dpkg-query -W -f '${Version}' docker.io").stdout.strip() == installed
+    finally:
+        ssh(lab, host, "apt-mark unhold docker.io")
+
+
 @pytest.mark.lab_teardown
 def test_lab_down_leaves_nothing_behind(lab):
     lab_objects = docker("ps", "-aq", "--filter", "label=berth.lab=" + lab.name).split()

@@ -47,6 +47,8 @@ def test_the_defaults_pass():
     ("changes", "message"),
     [
         ({"docker_daemon_log_max_size": "ten megabytes"}, "docker_daemon_log_max_size: 'ten megabytes' is not a size such as 10m"),
+        ({"docker_engine_version": "latest"}, "docker_engine_version: 'latest' is not a Debian package version"),
+        ({"docker_engine_version": "20.10 ; rm -rf /"}, "docker_engine_version: '20.10 ; rm -rf /' is not a Debian package version"),
         ({"docker_daemon_log_max_size": "0m"}, "docker_daemon_log_max_size: '0m' must be more than 0"),
         ({"docker_daemon_log_max_file": -1}, "docker_daemon_log_max_file: -1 is below 1"),
         ({"docker_daemon_log_max_file": "-1"}, "docker_daemon_log_max_file: -1 is below 1"),
@@ -162,3 +164,8 @@ def test_render_matches_to_nice_json():
     config = {"log-opts": {"max-size": "10m", "max-file": "3"}, "live-restore": True}
     assert render(config) == json.dumps(config, indent=2, sort_keys=True, separators=(",", ": ")) + "\n"
     assert render(config).startswith('{\n  "live-restore": true,\n  "log-opts": {\n    "max-file": "3",')
+
+
+@pytest.mark.parametrize("version", ["20.10.24+dfsg1-1+deb12u1+b6", "5:26.1.4-1~debian.12~bookworm", "26.1.5+dfsg1-9"])
+def test_real_engine_versions_pass(version):
+    assert errors_with(docker_engine_version=version) == []

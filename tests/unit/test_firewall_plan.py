@@ -5,6 +5,7 @@ import pytest
 from ansible_collections.berth.ops.plugins.module_utils.berth_firewall import (
     DOCKER_CHAIN,
     INPUT_CHAIN,
+    docker_backend_error,
     live_digest,
     openings_errors,
     permissive_payload,
@@ -206,3 +207,13 @@ def test_a_bad_opening_names_the_fields_its_caller_wrote(opening, message):
 def test_opening_errors_never_name_internal_variables(opening):
     for error in openings_errors(spec(), {"env.a": opening}):
         assert "custom_port_sets" not in error and "allow." not in error, error
+
+
+@pytest.mark.parametrize("config", [None, {}, {"firewall-backend": "iptables"}, {"iptables": False}])
+def test_docker_backends_with_docker_user_pass(config):
+    assert docker_backend_error(config) is None
+
+
+def test_the_nftables_backend_is_refused_naming_why():
+    error = docker_backend_error({"firewall-backend": "nftables"})
+    assert "'nftables'" in error and "DOCKER-USER" in error and "published ports" in error
