@@ -39,11 +39,13 @@ lab-down: venv
 test: venv
 	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit sanity lab-tests molecule
 
+# ansible-lint gets an Ansible home of its own: a berth.ops installed under
+# ~/.ansible (the README's install command) would shadow the repo's own.
 lint: venv
 	yamllint --strict .
 	ruff check .
 	ruff format --check .
-	ansible-lint --profile production
+	ANSIBLE_HOME=$(CURDIR)/.cache/ansible-lint ansible-lint --profile production
 	python scripts/fqcn_rename.py --check
 	python scripts/doc_check.py
 
