@@ -65,8 +65,8 @@ collection: venv
 ee: venv
 	@$(ENGINE) run -- bash -c 'scripts/host-image.sh build && scripts/ee.sh build'
 
-# The integration and fault suites share one test lab (made by `make lab`
-# itself), so `make test` runs them in one session.
+# Each suite alone runs on one test lab made by `make lab` itself; `make
+# test` runs both as two sessions on two labs at once (scripts/lab-tests.sh).
 PYTEST_LAB := pytest -q --durations=30
 integration: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
@@ -78,7 +78,7 @@ faults: venv
 
 lab-tests: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
-	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- $(PYTEST_LAB) tests/integration tests/faults
+	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- scripts/lab-tests.sh
 
 molecule: venv
 	@$(ENGINE) run -- scripts/host-image.sh build

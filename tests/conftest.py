@@ -88,7 +88,7 @@ def lab():
         # count as "before"; start from nothing so the teardown test is exact.
         stale = ansible_playbook("playbooks/lab_down.yml", env=env)
         assert stale.returncode == 0, stale.explain()
-    before = (docker_objects(), project_files())
+    before = (docker_objects(name), project_files(name))
     lab = Lab(name=name, inventory=paths["inventory"], env=env, before=before)
     if reuse:
         if not os.environ.get("BERTH_HOST_IMAGE"):

@@ -66,24 +66,39 @@ def docker(*args, check=True):
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout
 
 
-def docker_objects():
-    """Every container, network and volume of the local engine, by id."""
-    return {
-        "containers": set(docker("ps", "-aq", "--no-trunc").split()),
-        "networks": set(docker("network", "ls", "-q", "--no-trunc").split()),
-        "volumes": set(docker("volume", "ls", "-q").split()),
+def docker_objects(lab_name=None):
+    """Every container, network and volume of the local engine, by id. With
+    `lab_name`, the labelled objects of other test labs are left out: a
+    second test session's lab comes and goes meanwhile."""
+    listings = {
+        "containers": ("ps", "-aq", "--no-trunc"),
+        "networks": ("network", "ls", "-q", "--no-trunc"),
+        "volumes": ("volume", "ls", "-q"),
     }
+    found = {}
+    for kind, command in listings.items():
+        ids = set(docker(*command).split())
+        if lab_name:
+            labelled = set(docker(*command, "--filter", "label=berth.lab").split())
+            ours = set(docker(*command, "--filter", "label=berth.lab=" + lab_name).split())
+            ids -= labelled - ours
+        found[kind] = ids
+    return found
 
 
 SKIP_DIRS = {".git", ".venv", ".cache", ".pytest_cache", "__pycache__", ".ansible"}
 
 
-def project_files():
-    """Every path under the project (outside caches) with a content hash."""
+def project_files(lab_name=None):
+    """Every path under the project (outside caches) with a content hash.
+    With `lab_name`, other test labs' state under .lab/ is left out."""
     found = {}
     for directory, dirs, files in os.walk(ROOT):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
         rel_dir = os.path.relpath(directory, ROOT)
+        if lab_name and rel_dir == ".lab":
+            dirs[:] = [d for d in dirs if d == lab_name]
+            continue
         found[rel_dir] = "dir %o" % (os.stat(directory).st_mode & 0o7777)
         for name in files:
             path = os.path.join(directory, name)

@@ -4,9 +4,8 @@ and for registry cleanup on Harbor."""
 import base64
 import json
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
-from ansible.module_utils.urls import open_url
+from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError, HttpSession
 
 API = "/api/v2.0"
 
@@ -31,6 +30,7 @@ class HarborClient:
         self.ca_path = ca_path
         self.validate_certs = validate_certs
         self.timeout = timeout
+        self.session = HttpSession(ca_path=ca_path, validate_certs=validate_certs, timeout=timeout)
 
     def request(self, method, path, params=None, body=None, headers=None, expect=(200,)):
         """(status, headers, parsed body). Raises HarborError on unexpected status."""
@@ -46,21 +46,9 @@ class HarborClient:
         all_headers.update(headers or {})
         data = json.dumps(body).encode() if body is not None else None
         try:
-            response = open_url(
-                url,
-                method=method,
-                headers=all_headers,
-                data=data,
-                timeout=self.timeout,
-                ca_path=self.ca_path,
-                validate_certs=self.validate_certs,
-            )
-            status, response_headers, raw_body = response.getcode(), dict(response.headers), response.read()
-        except HTTPError as exc:
-            status, response_headers = exc.code, dict(exc.headers or {})
-            raw_body = exc.read() if hasattr(exc, "read") else b""
-        except (URLError, OSError, ValueError) as exc:
-            raise HarborError("Harbor at %s is unreachable: %s" % (self.url, getattr(exc, "reason", exc))) from None
+            status, response_headers, raw_body = self.session.request(method, url, all_headers, data)
+        except HttpError as exc:
+            raise HarborError("Harbor at %s is unreachable: %s" % (self.url, exc)) from None
         try:
             parsed = json.loads(raw_body) if raw_body else None
         except ValueError:

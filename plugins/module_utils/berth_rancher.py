@@ -7,9 +7,8 @@ import hashlib
 import json
 import re
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlsplit
-from ansible.module_utils.urls import open_url
+from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError, HttpSession
 
 KUBERNETES_VERSION = re.compile(r"^v1\.\d+\.\d+\+(?:rke2r\d+|k3s\d+)$")
 CLUSTER_NAME = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
@@ -187,6 +186,7 @@ class RancherClient:
         self.ca_path = ca_path
         self.validate_certs = validate_certs
         self.timeout = timeout
+        self.session = HttpSession(ca_path=ca_path, validate_certs=validate_certs, timeout=timeout)
 
     def request(self, method, path, body=None, expect=(200,), token=None, raw=False):
         headers = {"Accept": "application/json"}
@@ -196,20 +196,11 @@ class RancherClient:
         if bearer:
             headers["Authorization"] = "Bearer %s" % bearer
         try:
-            response = open_url(
-                self.url + path,
-                method=method,
-                headers=headers,
-                data=json.dumps(body).encode() if body is not None else None,
-                timeout=self.timeout,
-                ca_path=self.ca_path,
-                validate_certs=self.validate_certs,
+            status, _unused, data = self.session.request(
+                method, self.url + path, headers, json.dumps(body).encode() if body is not None else None
             )
-            status, data = response.getcode(), response.read()
-        except HTTPError as exc:
-            status, data = exc.code, exc.read() if hasattr(exc, "read") else b""
-        except (URLError, OSError, ValueError) as exc:
-            raise RancherError("Rancher at %s is unreachable: %s" % (self.url, getattr(exc, "reason", exc))) from None
+        except HttpError as exc:
+            raise RancherError("Rancher at %s is unreachable: %s" % (self.url, exc)) from None
         if status not in expect:
             try:
                 detail = json.loads(data).get("message") or data.decode(errors="replace")

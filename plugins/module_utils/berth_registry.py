@@ -8,9 +8,8 @@ import os
 import re
 import shutil
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode, urljoin
-from ansible.module_utils.urls import open_url
+from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError, HttpSession
 from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, time_or_none
 
 MANIFEST_TYPES = (
@@ -31,7 +30,22 @@ class RegistryError(Exception):
 
 
 def docker_credentials(registry, config_path=None):
-    """(user, password) that `docker login` stored for `registry`, or (None, None)."""
+    """(user, password) that `docker login` stored for `registry`, or (None,
+    None). The Docker SDK resolves them as the docker CLI does: credHelpers,
+    credsStore, then auths. Without the SDK, only auths is read."""
+    try:
+        from docker import auth as docker_auth  # noqa: PLC0415 (optional on the host)
+        from docker.errors import DockerException  # noqa: PLC0415
+    except ImportError:
+        docker_auth = None
+    if docker_auth is not None:
+        try:
+            found = docker_auth.resolve_authconfig(docker_auth.load_config(config_path=config_path), registry) or {}
+        except (DockerException, OSError, ValueError):  # a broken helper: none, as for the CLI
+            found = {}
+        user = found.get("username") or found.get("Username")
+        password = found.get("password") or found.get("Password")
+        return (user, password) if user else (None, None)
     path = config_path or os.path.expanduser("~/.docker/config.json")
     try:
         with open(path, encoding="utf-8") as stream:
@@ -63,6 +77,7 @@ class RegistryClient:
         self.validate_certs = validate_certs
         self._tokens = {}
         self._basic = False
+        self.session = HttpSession(ca_path=ca_path, validate_certs=validate_certs, timeout=timeout)
 
     # -- transport ---------------------------------------------------------
     def _auth_header(self, scope):
@@ -75,21 +90,9 @@ class RegistryClient:
 
     def _open(self, method, url, headers=None, data=None, follow="safe"):
         try:
-            response = open_url(
-                url,
-                method=method,
-                headers=headers or {},
-                data=data,
-                timeout=self.timeout,
-                ca_path=self.ca_path,
-                validate_certs=self.validate_certs,
-                follow_redirects=follow,
-            )
-            return response.getcode(), dict(response.headers), response.read()
-        except HTTPError as exc:
-            return exc.code, dict(exc.headers or {}), exc.read() if hasattr(exc, "read") else b""
-        except (URLError, OSError, ValueError) as exc:
-            raise RegistryError("registry %s is unreachable: %s" % (self.registry, getattr(exc, "reason", exc))) from None
+            return self.session.request(method, url, headers, data, follow_redirects=follow not in (None, False, "none"))
+        except HttpError as exc:
+            raise RegistryError("registry %s is unreachable: %s" % (self.registry, exc)) from None
 
     def _authenticate(self, challenge, scope):
         kind = challenge.split(" ", 1)[0].lower()
@@ -263,6 +266,28 @@ class StorageReader:
             if target in digests and not self.has_revision(repository, target):
                 shutil.rmtree(os.path.join(self.base, "repositories", repository, "_manifests", "tags", tag), ignore_errors=True)
                 removed.append("%s:%s" % (repository, tag))
+        return removed
+
+    def untag_doomed(self, repository, digests, kept_tags=()):
+        """Before the manifests in `digests` are deleted through the API,
+        remove the tags that point at them. Distribution's delete looks up
+        every tag of the repository to untag it, so with thousands of tags
+        each delete reads thousands of links; without the doomed tags it
+        reads only the kept ones. Each link is read again right before its
+        tag goes, so a tag pushed over meanwhile stays."""
+        removed = []
+        for tag, (target, _unused) in sorted(self.tags(repository).items()):
+            if target not in digests or tag in kept_tags:
+                continue
+            tag_dir = os.path.join(self.base, "repositories", repository, "_manifests", "tags", tag)
+            try:
+                with open(os.path.join(tag_dir, "current", "link"), encoding="utf-8") as stream:
+                    if stream.read().strip() != target:
+                        continue
+            except OSError:
+                continue
+            shutil.rmtree(tag_dir, ignore_errors=True)
+            removed.append("%s:%s" % (repository, tag))
         return removed
 
     def tags(self, repository):

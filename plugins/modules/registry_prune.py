@@ -224,6 +224,14 @@ dangling_tags_removed:
   elements: str
   sample:
     - lab/demo:r1
+tags_removed_first:
+  description: Tags of the manifests about to be deleted, removed from storage first, so that Distribution's
+    delete then reads only the kept tags.
+  returned: distribution with storage
+  type: list
+  elements: str
+  sample:
+    - lab/demo:r1
 bytes:
   description: Layer bytes of the deleted manifests (shared layers may stay until GC finds them unused).
   returned: always
@@ -654,6 +662,17 @@ def main():
             return identity, False, str(exc)
 
     deleting = time.monotonic()
+    if p["backend"] == "distribution" and storage.available():
+        doomed, kept_tags = {}, {}
+        for identity in first + then:
+            repo, digest = identity.split("@", 1)
+            doomed.setdefault(repo, set()).add(digest)
+        for ref in result["kept"]:
+            repo, _unused, tag = ref.rpartition(":")
+            kept_tags.setdefault(repo, set()).add(tag)
+        result["tags_removed_first"] = [
+            tag for repo, digests in sorted(doomed.items()) for tag in storage.untag_doomed(repo, digests, kept_tags.get(repo, ()))
+        ]
     outcomes = parallel(module, attempt, first)
     failed_first = {identity for identity, _unused, error in outcomes if error}
     # A platform manifest goes only once every freed index that lists it is gone.

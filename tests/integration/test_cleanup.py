@@ -241,7 +241,7 @@ def test_a_dry_run_plans_and_sends_no_mutating_request(fleet, tmp_path):
     assert "would remove" in run.output and "image cleanup (dry run): ok" in run.output
     # The same report is the job's stats, for a control node that keeps no files.
     stats = run.output.split("CUSTOM STATS:", 1)[1]
-    assert '"berth_image_cleanup"' in stats and '"dry_run": true' in stats, run.output[-3000:]
+    assert "berth_image_cleanup:" in stats and "dry_run: true" in stats, run.output[-3000:]
 
 
 def test_the_registry_keeps_exactly_the_policy_and_the_fleet(fleet, tmp_path):

@@ -158,8 +158,8 @@ def test_lab_down_leaves_nothing_behind(lab):
     lab.torn_down = True
     assert down.returncode == 0, down.stdout
     objects_before, files_before = lab.before
-    assert docker_objects() == objects_before
-    assert project_files() == files_before
+    assert docker_objects(lab.name) == objects_before
+    assert project_files(lab.name) == files_before
     assert cached_facts_of(lab) == []
 
 

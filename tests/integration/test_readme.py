@@ -58,7 +58,7 @@ def test_every_block_is_run_or_says_why():
 def test_the_readme_commands_work_as_written(lab, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    before = project_files()
+    before = project_files(lab.name)
     script = ["set -euo pipefail", "cd %s" % ROOT]
     ran = 0
     for line, why, text in readme_blocks(os.path.join(ROOT, "README.md")):
@@ -82,7 +82,7 @@ def test_the_readme_commands_work_as_written(lab, tmp_path):
     finally:
         # What the commands wrote into the checkout (image.txt, the vault
         # file) goes again; nothing that was there may have changed.
-        after = project_files()
+        after = project_files(lab.name)
         for path in sorted(set(after) - set(before), reverse=True):
             full = os.path.join(ROOT, path)
             if os.path.isdir(full):
