@@ -116,7 +116,7 @@ def host_json(container, *command):
 
 
 def lab_hosts(inventory):
-    """{host: address} of a lab inventory written by lab-up.yml."""
+    """{host: address} of a lab inventory written by lab_up.yml."""
     with open(inventory, encoding="utf-8") as stream:
         data = yaml.safe_load(stream)["all"]
     buildings = data["vars"]["berth_buildings"]

@@ -187,7 +187,7 @@ def cleanup(fleet, report, *extra, env=None):
         "image_cleanup_prune_dangling": False,
         "image_cleanup_report_path": str(report),
     }
-    return fleet["lab"].playbook("playbooks/image-cleanup.yml", "-v", "-e", json.dumps(settings), *extra, env=env)
+    return fleet["lab"].playbook("playbooks/image_cleanup.yml", "-v", "-e", json.dumps(settings), *extra, env=env)
 
 
 def test_an_empty_fresh_registry_is_nothing_to_prune(fleet, tmp_path):
@@ -206,7 +206,7 @@ def test_an_empty_fresh_registry_is_nothing_to_prune(fleet, tmp_path):
             time.sleep(0.5)
         overrides = {"registry_port": port, "registry_tls": False, "registry_storage_dir": storage}
         run = fleet["lab"].playbook(
-            "playbooks/image-cleanup.yml",
+            "playbooks/image_cleanup.yml",
             *("-e", json.dumps(overrides), "-e", "image_cleanup_dry_run=true"),
             *("-e", "image_cleanup_report_path=%s" % (tmp_path / "report.json")),
         )

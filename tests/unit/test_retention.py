@@ -3,7 +3,7 @@ import fnmatch
 import random
 
 import pytest
-from ansible.module_utils.berth_retention import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     FLEET_SPEC,
     GRACE,
     IN_USE,
