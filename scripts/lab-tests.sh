@@ -7,13 +7,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 logs=.cache/lab-tests
 mkdir -p "$logs"
-# The rollouts and the faults on one lab, everything else on the other.
-second=(tests/faults tests/integration/test_rollout.py)
+# The collection, the faults and the rollouts on one lab, everything else on
+# the other: about the same wall time each.
+second=(tests/integration/test_collection.py tests/faults tests/integration/test_rollout.py)
 BERTH_TEST_LAB_NAME=berth-test2 BERTH_TEST_LAB_CAMPUS=10.80.0.0/16 \
   pytest -q -p no:cacheprovider --durations=15 "${second[@]}" >"$logs/second.log" 2>&1 &
 second_pid=$!
 trap 'kill "$second_pid" 2>/dev/null' INT TERM
-pytest -q --durations=15 tests/integration --ignore=tests/integration/test_rollout.py
+pytest -q --durations=15 tests/integration --ignore=tests/integration/test_rollout.py --ignore=tests/integration/test_collection.py
 first=$?
 wait "$second_pid"
 rc=$?
