@@ -223,7 +223,7 @@ def build_demo(lab, versions):
 
 
 def under_load(hosts, action):
-    loads = [Load(host, minimum=1000, threads=2) for host in hosts]
+    loads = [Load(host, minimum=1000, threads=2, rate=0) for host in hosts]
     time.sleep(2)
     action()
     results = [load.stop() for load in loads]
