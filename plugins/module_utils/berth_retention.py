@@ -383,3 +383,15 @@ def arrival_times(state, images, now):
         record[image] = float(seen)
         arrived[image] = max(float(seen), tagged or 0.0)
     return arrived, dict(sorted(record.items()))
+
+
+def plan_diff(kept, removed, where):
+    """The --diff view of a prune plan: the references `where` holds before,
+    and the ones it keeps after (the removed ones are the lines that go)."""
+    before = sorted(set(kept) | set(removed))
+    return {
+        "before_header": "%s (before)" % where,
+        "after_header": "%s (after)" % where,
+        "before": "".join(ref + "\n" for ref in before),
+        "after": "".join(ref + "\n" for ref in sorted(set(kept))),
+    }

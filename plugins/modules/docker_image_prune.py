@@ -21,8 +21,8 @@ extends_documentation_fragment:
   - berth.ops.retention
 attributes:
   diff_mode:
-    support: none
-    details: The plan with reasons in the result says what would change.
+    support: full
+    details: The references held before and kept after; the plan with reasons is in the result too.
 requirements:
   - Docker SDK for Python (python3-docker).
 options:
@@ -224,6 +224,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     arrival_times,
     parse_duration,
     plan,
+    plan_diff,
     policy_errors,
     time_or_none,
 )
@@ -429,6 +430,8 @@ def main():
         "state_changed": {k: v for k, v in record.items() if k not in freed} != state,
         "durations": {"plan": round(time.monotonic() - started, 3), "remove": 0.0},
     }
+    if module._diff:
+        result["diff"] = plan_diff(result["kept"], result["removed"], "images on this host")
     planned = bool(result_plan["removed"] or result_plan["untagged"] or doomed_containers or volumes)
     if module.check_mode:
         module.exit_json(changed=planned or result["state_changed"], **result)

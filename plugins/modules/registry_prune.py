@@ -33,8 +33,8 @@ extends_documentation_fragment:
   - berth.ops.retention
 attributes:
   diff_mode:
-    support: none
-    details: The plan with reasons in the result says what would change.
+    support: full
+    details: The references held before and kept after; the plan with reasons is in the result too.
 options:
   backend:
     description: C(distribution) or C(harbor).
@@ -310,6 +310,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     fleet_missing,
     parse_duration,
     plan,
+    plan_diff,
     policy_errors,
     semver_key,
     time_or_none,
@@ -652,6 +653,8 @@ def main():
         planned_bytes=sum(own.get(identity, 0) for identity in first + then),
     )
     result["durations"]["list"] = round(time.monotonic() - started, 3)
+    if module._diff:
+        result["diff"] = plan_diff(result["kept"], result["removed"], "registry %s" % p["registry"])
     if module.check_mode or not first:
         module.exit_json(changed=bool(first), **result)
 
