@@ -427,3 +427,23 @@ def reboot(host, seconds=90):
     while lab_exec(host, "systemctl is-system-running").stdout.strip() not in ("running", "degraded"):
         assert time.monotonic() < deadline, "%s did not boot" % host
         time.sleep(1)
+
+
+def reachable(lab, name):
+    """Whether Ansible reaches a host again (the first try after a restart
+    may fail on the SSH master connection of before)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    return (
+        subprocess.run(
+            ["ansible", "-i", lab.inventory, name, "-m", "ansible.builtin.ping"], cwd=ROOT, env=env, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+
+
+def firewall_hosts(lab):
+    """The firewall tests' roles: a target (a1), a host of its building (a2)
+    and one of another building (b1)."""
+    names = sorted(lab.hosts)
+    a1, a2, b1 = (next(n for n in names if n.endswith(suffix)) for suffix in ("-a1", "-a2", "-b1"))
+    return {"target": a1, "same": a2, "other": b1, "address": lab.hosts[a1], "lab": lab}
