@@ -75,7 +75,7 @@ def app(**settings):
     return json.dumps({"berth_apps": {"demo": spec}})
 
 
-def wait_for(condition, timeout=90, step=0.2):
+def wait_for(condition, timeout=90, step=0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -273,7 +273,7 @@ def test_a_lab_host_stopped_mid_batch(fleet):
     assert "rolled back" in next(line for line in lines if line.split()[0] == b1), lines
     assert "not started" in next(line for line in lines if line.split()[0] == fleet.by("c1")), lines
     assert set(versions(fleet.lab, skip=[b2]).values()) == {current}
-    assert wait_for(lambda: lab_exec(b2, "systemctl is-active nginx docker").stdout.split() == ["active", "active"], 120)
+    assert wait_for(lambda: lab_exec(b2, "systemctl is-active nginx docker").stdout.split() == ["active", "active"], 120, step=2)
     assert wait_for(lambda: reachable(fleet.lab, b2), 120)
     rerun = fleet.rollout(new)
     assert rerun.returncode == 0, rerun.explain()

@@ -134,7 +134,7 @@ class Background:
         return code, output
 
 
-def wait_for(condition, timeout=60, step=0.2):
+def wait_for(condition, timeout=60, step=0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -229,7 +229,7 @@ def test_an_unreachable_host_stops_the_rollout_and_is_named(demo):
     line = line_of(run, b2)
     assert "unreachable" in line, summary(run)
     assert sum("not started" in line for line in summary(run)) == 4, summary(run)
-    assert wait_for(lambda: lab_exec(b2, "systemctl is-active nginx docker").stdout.split() == ["active", "active"], 120)
+    assert wait_for(lambda: lab_exec(b2, "systemctl is-active nginx docker").stdout.split() == ["active", "active"], 120, step=2)
     assert wait_for(lambda: reachable(demo, b2), 120)
     assert wait_for(lambda: served(demo, b2) == "r2", 60)
     assert set(versions_served(demo).values()) == {"r2"}
@@ -250,7 +250,7 @@ def test_a_batch_whose_only_host_is_lost_still_ends_with_the_summary(demo):
     assert code != 0
     (line,) = summary_of(output)[1:-1]
     assert "unreachable" in line, output[-4000:]
-    assert wait_for(lambda: lab_exec(demo.c1, "systemctl is-active nginx docker").stdout.split() == ["active", "active"], 120)
+    assert wait_for(lambda: lab_exec(demo.c1, "systemctl is-active nginx docker").stdout.split() == ["active", "active"], 120, step=2)
     assert wait_for(lambda: reachable(demo, demo.c1), 120)
     back_on_r2(demo)
 
