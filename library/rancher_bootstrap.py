@@ -8,17 +8,19 @@ short_description: Bootstrap a Rancher server, once
 description:
   - Logs in with the bootstrap password and sets the admin password, creates an automation
     token, and sets C(server-url). On later runs the admin password already works, a given
-    I(token) is checked and reused, and nothing changes.
-  - The token is returned; run the task with C(no_log) and keep the token in vault or a
-    control-host file, as the rancher role does.
+    I(token) (from vault) is checked and reused, and nothing changes.
+  - When no I(token) is given, or Rancher no longer accepts it, the automation tokens with
+    I(token_description) are deleted and one new token is made, so tokens never pile up.
+  - A new token is returned; run the task with C(no_log) and keep the token in vault, as the
+    rancher role does.
   - Passwords and the URL are validated before Rancher is contacted.
 options:
   url: {description: "Rancher's URL, e.g. C(https://rancher.bldg-a.example).", type: str, required: true}
   bootstrap_password: {description: CATTLE_BOOTSTRAP_PASSWORD the server was started with., type: str, required: true, no_log: true}
   admin_password: {description: The admin password to set (at least 12 characters)., type: str, required: true, no_log: true}
   server_url: {description: The C(server-url) setting nodes register against; https only., type: str, required: true}
-  token: {description: An automation token from an earlier run; reused while Rancher accepts it., type: str, no_log: true}
-  token_description: {description: Description of a new automation token., type: str, default: berth automation}
+  token: {description: The automation token of an earlier run, from vault; reused while Rancher accepts it., type: str, no_log: true}
+  token_description: {description: "Description that marks berth's automation tokens: the stale ones are deleted before a new one is made.", type: str, default: berth automation}
   ca_path: {description: CA bundle for Rancher's certificate., type: path}
   validate_certs: {description: Verify Rancher's certificate., type: bool, default: true}
 notes:
@@ -39,6 +41,8 @@ EXAMPLES = r"""
 RETURN = r"""
 token: {description: The new automation token., returned: when one was created (not in check mode), type: str}
 token_created: {description: Whether a new token was (or would be) created; otherwise the given I(token) still works., returned: always, type: bool}
+token_id: {description: "The automation token's ID (C(token-xxxxx)), the one kept or the new one.", returned: always except a new token in check mode, type: str}
+tokens_deleted: {description: IDs of the stale automation tokens deleted (or that would be) before the new one was made., returned: always, type: list}
 changes: {description: What was done., returned: always, type: list}
 bootstrapped: {description: Whether this run took the server from its bootstrap password., returned: always, type: bool}
 step: {description: The step that failed, e.g. C(set the admin password)., returned: on failure, type: str}
@@ -46,7 +50,15 @@ status: {description: "Rancher's HTTP status of the failed step (none when Ranch
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_rancher import RancherClient, RancherError, bootstrap_failure, password_errors, server_url_error
+from ansible.module_utils.berth_rancher import (
+    RancherClient,
+    RancherError,
+    bootstrap_failure,
+    password_errors,
+    server_url_error,
+    stale_tokens,
+    token_id,
+)
 
 
 def main():
@@ -83,7 +95,7 @@ def main():
 
 
 def bootstrap(module, client, p, progress):
-    result = {"changed": False, "changes": [], "bootstrapped": False}
+    result = {"changed": False, "changes": [], "bootstrapped": False, "tokens_deleted": []}
     progress["step"] = "log in with the admin password"
     session = client.login(p["admin_password"])
     if session is None:
@@ -112,8 +124,18 @@ def bootstrap(module, client, p, progress):
     token = p["token"]
     progress["step"] = "check the saved automation token"
     if not token or not token_works(client, token):
+        # Rotation: the stale tokens of this description go, one new one comes.
+        progress["step"] = "list the automation tokens"
+        listed = (client.request("GET", "/v3/tokens", token=session)[1] or {}).get("data") or []
+        stale = stale_tokens(listed, p["token_description"], keep=token_id(session))
+        result["tokens_deleted"] = stale
+        if stale:
+            result["changes"].append("%d stale automation token(s) deleted" % len(stale))
         result["changes"].append("automation token created")
         if not module.check_mode:
+            for name in stale:
+                progress["step"] = "delete the stale automation token %s" % name
+                client.request("DELETE", "/v3/tokens/%s" % name, expect=(200, 204, 404), token=session)
             progress["step"] = "create an automation token"
             created = client.request(
                 "POST", "/v3/token", {"type": "token", "description": p["token_description"], "ttl": 0}, expect=(200, 201), token=session
@@ -135,6 +157,8 @@ def bootstrap(module, client, p, progress):
     result["token_created"] = token != p["token"]
     if result["token_created"] and not module.check_mode:
         result["token"] = token
+    if token and not (result["token_created"] and module.check_mode):
+        result["token_id"] = token_id(token)
     return result
 
 
