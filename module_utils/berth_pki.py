@@ -51,7 +51,9 @@ def reissue_reasons(cert, ca, sans, now, renew_days, key_changed=False):
     if key_changed:
         reasons.append("new key")
     same_issuer = (cert.get("issuer") or {}) == (ca.get("subject") or {})
-    same_key_id = _key_id(cert.get("authority_key_identifier")) == _key_id(ca.get("subject_key_identifier"))
+    # A CA without a subject key identifier is known by its name alone.
+    ca_key_id = _key_id(ca.get("subject_key_identifier"))
+    same_key_id = not ca_key_id or _key_id(cert.get("authority_key_identifier")) == ca_key_id
     if not (same_issuer and same_key_id):
         reasons.append("not issued by this CA")
     if normalized_sans(cert.get("subject_alt_name")) != normalized_sans(sans):

@@ -37,6 +37,12 @@ def test_another_cas_certificate_is_issued_again():
     assert reissue_reasons(cert(issuer={"commonName": "old CA"}), CA, SANS, NOW, 30) == ["not issued by this CA"]
 
 
+def test_a_ca_without_a_key_identifier_is_known_by_its_name():
+    bare = {"subject": CA["subject"]}
+    assert reissue_reasons(cert(authority_key_identifier=None), bare, SANS, NOW, 30) == []
+    assert reissue_reasons(cert(issuer={"commonName": "old CA"}), bare, SANS, NOW, 30) == ["not issued by this CA"]
+
+
 def test_other_names_are_issued_again():
     assert reissue_reasons(cert(), CA, SANS + ["DNS:more.lab"], NOW, 30) == ["other names"]
     assert reissue_reasons(cert(), CA, ["DNS:registry.lab"], NOW, 30) == ["other names"]
