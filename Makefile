@@ -11,14 +11,16 @@ export PY_COLORS ?= 0
 export DOCKER_BUILDKIT := 0
 ENGINE := scripts/engine.sh
 
-.PHONY: help venv lab lab-down test lint unit integration faults lab-tests molecule bench clean
+.PHONY: help venv lab lab-down test lint unit sanity integration faults lab-tests molecule bench collection ee clean
 
 help:
 	@echo "make lab       bring up the local multi-building lab and converge playbooks/site.yml"
 	@echo "make lab-down  remove everything the lab created"
-	@echo "make test      lint, unit, integration, fault-injection and Molecule tests"
+	@echo "make test      lint, unit, sanity, integration, fault-injection and Molecule tests"
 	@echo "make faults    only the fault-injection suite (tests/faults) on its own test lab"
 	@echo "make bench     measured figures, side by side"
+	@echo "make collection  build the collection berth.ops (.cache/collection/berth-ops-<version>.tar.gz)"
+	@echo "make ee        build the execution environment image berth/ee:<hash> on the local engine"
 
 venv:
 	@scripts/venv.sh
@@ -31,20 +33,37 @@ lab: venv
 	@BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) python scripts/lab.py
 
 lab-down: venv
-	@$(ENGINE) run -- ansible-playbook playbooks/lab-down.yml
+	@$(ENGINE) run -- ansible-playbook playbooks/lab_down.yml
 	@$(ENGINE) release
 
 test: venv
-	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit lab-tests molecule
+	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit sanity lab-tests molecule
 
+# ansible-lint gets an Ansible home of its own: a berth.ops installed under
+# ~/.ansible (the README's install command) would shadow the repo's own.
 lint: venv
 	yamllint --strict .
 	ruff check .
 	ruff format --check .
-	ansible-lint --profile production
+	ANSIBLE_HOME=$(CURDIR)/.cache/ansible-lint ansible-lint --profile production
+	python scripts/fqcn_rename.py --check
+	python scripts/doc_check.py
 
 unit: venv
 	pytest -q tests/unit
+
+# ansible-test sanity on the built collection, installed as users install it.
+sanity: venv
+	scripts/sanity.sh
+
+# The tarball is rebuilt only when a file that goes into it changed.
+collection: venv
+	@scripts/collection.sh build
+
+# The execution environment, on the lab's own base image; cached by the hash
+# of its inputs.
+ee: venv
+	@$(ENGINE) run -- bash -c 'scripts/host-image.sh build && scripts/ee.sh build'
 
 # Each suite alone runs on one test lab made by `make lab` itself; `make
 # test` runs both as two sessions on two labs at once (scripts/lab-tests.sh).

@@ -21,11 +21,10 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-import ansible.module_utils  # noqa: E402
-
-ansible.module_utils.__path__.append(os.path.join(ROOT, "module_utils"))
-from ansible.module_utils.berth_cleanup import cleanup_summary  # noqa: E402
-from ansible.module_utils.berth_lab import DEFAULT_LAB, lab_paths  # noqa: E402
+# The repo is the collection berth.ops (collections/ links back to it).
+sys.path.insert(0, os.path.join(ROOT, "collections"))
+from ansible_collections.berth.ops.plugins.module_utils.berth_cleanup import cleanup_summary  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_lab import DEFAULT_LAB, lab_paths  # noqa: E402
 
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
@@ -209,7 +208,7 @@ def demo(lab):
     building = next(b for b in inventory["vars"]["berth_buildings"] if builder in inventory["children"][b]["hosts"])
     registry = inventory["vars"]["berth_buildings"][building]["registry"]
     lab.playbook(
-        "building the demo's base and middleware on %s" % builder, "demo.log", "playbooks/build-base.yml", "-e", "build_host=" + builder
+        "building the demo's base and middleware on %s" % builder, "demo.log", "playbooks/build_base.yml", "-e", "build_host=" + builder
     )
     for version in ("v1", "v2"):
         artifact = os.path.join(lab.state, "demo", version)
@@ -244,13 +243,13 @@ def main():
         if os.path.exists(os.path.join(lab.state, name)):
             os.remove(os.path.join(lab.state, name))
     try:
-        lab.step("starting the lab hosts of %s" % lab.name, "lab-up.log", "playbooks/lab-up.yml")
+        lab.step("starting the lab hosts of %s" % lab.name, "lab-up.log", "playbooks/lab_up.yml")
         site = lab.playbook("converging playbooks/site.yml", "site.log", "playbooks/site.yml")
         report_path = os.path.join(lab.state, "cleanup-report.json")
         lab.playbook(
             "image cleanup, dry run",
             "cleanup.log",
-            "playbooks/image-cleanup.yml",
+            "playbooks/image_cleanup.yml",
             *("-e", "image_cleanup_dry_run=true", "-e", "image_cleanup_report_path=" + report_path),
         )
         with open(report_path, encoding="utf-8") as stream:

@@ -1,23 +1,25 @@
-"""Shared test set-up: the project's module_utils import under the same name
-that modules and filter plugins use, and the test lab: a second lab beside
-`make lab`'s, with its own name, campus network and inventory, brought up once
-per session (integration and fault tests share it) and torn down by the last
-test, which also proves that nothing is left behind."""
+"""Shared test set-up: the repo is the collection berth.ops, and
+collections/ansible_collections/berth/ops links back to it, so tests import
+module_utils by the same collection path that modules and filters use. Also
+the test lab: a second lab beside `make lab`'s, with its own name, campus
+network and inventory, brought up once per session (integration and fault
+tests share it) and torn down by the last test, which also proves that
+nothing is left behind."""
 
 import os
+import sys
 from dataclasses import dataclass, field
 
-import ansible.module_utils
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULE_UTILS = os.path.join(ROOT, "module_utils")
-if MODULE_UTILS not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(MODULE_UTILS)
+COLLECTIONS = os.path.join(ROOT, "collections")
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
 
 import subprocess  # noqa: E402
 
-from ansible.module_utils.berth_lab import lab_paths  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_lab import lab_paths  # noqa: E402
 from labtools import PlaybookRun, ansible_playbook, docker_objects, lab_exec, lab_hosts, parse_recap, project_files  # noqa: E402
 
 # BERTH_TEST_LAB_NAME / BERTH_TEST_LAB_CAMPUS give a developer a lab of their
@@ -44,9 +46,19 @@ class Lab:
         return ansible_playbook("-i", self.inventory, *args, **kwargs)
 
 
+# What a new user runs first runs first: `make lab`'s own output, then the
+# README's commands, on the lab exactly as `make lab` left it.
+FIRST = ("test_make_lab.py", "test_readme.py")
+
+
 def pytest_collection_modifyitems(items):
     # The teardown test ends the shared lab, so it runs after everything else.
-    items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
+    def order(item):
+        name = os.path.basename(str(item.fspath))
+        last = item.get_closest_marker("lab_teardown") is not None
+        return (last, FIRST.index(name) if name in FIRST else len(FIRST))
+
+    items.sort(key=order)
 
 
 FIGURES = []
@@ -84,14 +96,14 @@ def lab():
     if not keep:
         # A lab kept by an earlier run on the same engine is not ours to
         # count as "before"; start from nothing so the teardown test is exact.
-        stale = ansible_playbook("playbooks/lab-down.yml", env=env)
+        stale = ansible_playbook("playbooks/lab_down.yml", env=env)
         assert stale.returncode == 0, stale.explain()
     before = (docker_objects(name), project_files(name))
     lab = Lab(name=name, inventory=paths["inventory"], env=env, before=before)
     if reuse:
         if not os.environ.get("BERTH_HOST_IMAGE"):
             pytest.fail("BERTH_HOST_IMAGE is not set: run the integration tests through `make test`")
-        up = ansible_playbook("playbooks/lab-up.yml", env=env)
+        up = ansible_playbook("playbooks/lab_up.yml", env=env)
         assert up.returncode == 0, up.explain()
         lab.first_converge = lab.playbook("playbooks/site.yml")
     else:
@@ -119,7 +131,7 @@ def lab():
     yield lab
     # BERTH_KEEP_LAB=1 keeps the lab for the next run while developing.
     if not lab.torn_down and not keep:
-        ansible_playbook("playbooks/lab-down.yml", env=env)
+        ansible_playbook("playbooks/lab_down.yml", env=env)
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +147,7 @@ def rollout_images(lab, tmp_path_factory):
 
     builder = next(h for h in sorted(lab.hosts) if h.endswith("-a2"))
     registry = "%s:5000" % lab.hosts[next(h for h in sorted(lab.hosts) if h.endswith("-a1"))]
-    base = lab.playbook("playbooks/build-base.yml", "-e", "build_host=%s" % builder)
+    base = lab.playbook("playbooks/build_base.yml", "-e", "build_host=%s" % builder)
     assert base.returncode == 0, base.explain()
     middleware = "%s/base/middleware:1" % registry
     for version in ("r1", "r2", "r3"):

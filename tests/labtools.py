@@ -128,7 +128,7 @@ def host_json(container, *command):
 
 
 def lab_hosts(inventory):
-    """{host: address} of a lab inventory written by lab-up.yml."""
+    """{host: address} of a lab inventory written by lab_up.yml."""
     with open(inventory, encoding="utf-8") as stream:
         data = yaml.safe_load(stream)["all"]
     buildings = data["vars"]["berth_buildings"]
@@ -290,6 +290,8 @@ LOAD_CLIENT = r"""
 import http.client, json, os, sys, threading, time
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 minimum, max_seconds, stop_file, threads = int(sys.argv[4]), float(sys.argv[5]), sys.argv[6], int(sys.argv[7])
+# Paced, so the load leaves the 2-core machine room for what it measures.
+interval = threads / float(sys.argv[8]) if float(sys.argv[8]) > 0 else 0
 lock = threading.Lock()
 stats = {"ok": 0, "failed": 0, "bodies": {}, "errors": [], "first": None, "last": None}
 started = time.monotonic()
@@ -300,7 +302,10 @@ def finished():
     return os.path.exists(stop_file) and stats["ok"] + stats["failed"] >= minimum
 
 def worker():
+    due = time.monotonic()
     while not finished():
+        due += interval
+        time.sleep(max(0.0, due - time.monotonic()))
         try:
             connection = http.client.HTTPConnection(host, port, timeout=10)
             connection.request("GET", path, headers={"Connection": "close"})
@@ -333,11 +338,12 @@ print(json.dumps(stats))
 
 class Load:
     """Bounded HTTP load from inside a lab host against its own proxy (or,
-    with `target`, another host's address): new connection per request,
-    stops after `minimum` requests once told to stop, or after `max_seconds`
-    whatever happens."""
+    with `target`, another host's address): new connection per request, at
+    most `rate` requests a second (0: as fast as it goes), stops after
+    `minimum` requests once told to stop, or after `max_seconds` whatever
+    happens."""
 
-    def __init__(self, host, path="/version", port=80, minimum=2000, max_seconds=240, threads=4, target="127.0.0.1"):
+    def __init__(self, host, path="/version", port=80, minimum=2000, max_seconds=240, threads=4, target="127.0.0.1", rate=200):
         self.host = host
         self.target = target
         self.stop_file = "/tmp/berth-load-stop" if target == "127.0.0.1" else "/tmp/berth-load-stop-%s" % target
@@ -357,6 +363,7 @@ class Load:
                 str(max_seconds),
                 self.stop_file,
                 str(threads),
+                str(rate),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -432,3 +439,23 @@ def reboot(host, seconds=90):
     while lab_exec(host, "systemctl is-system-running").stdout.strip() not in ("running", "degraded"):
         assert time.monotonic() < deadline, "%s did not boot" % host
         time.sleep(1)
+
+
+def reachable(lab, name):
+    """Whether Ansible reaches a host again (the first try after a restart
+    may fail on the SSH master connection of before)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    return (
+        subprocess.run(
+            ["ansible", "-i", lab.inventory, name, "-m", "ansible.builtin.ping"], cwd=ROOT, env=env, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+
+
+def firewall_hosts(lab):
+    """The firewall tests' roles: a target (a1), a host of its building (a2)
+    and one of another building (b1)."""
+    names = sorted(lab.hosts)
+    a1, a2, b1 = (next(n for n in names if n.endswith(suffix)) for suffix in ("-a1", "-a2", "-b1"))
+    return {"target": a1, "same": a2, "other": b1, "address": lab.hosts[a1], "lab": lab}

@@ -16,11 +16,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import ansible.module_utils  # noqa: E402
 from labtools import ROOT, Load, ansible_playbook, lab_exec, lab_hosts, populate_images, registry_tags, seed_registry, task_results  # noqa: E402
 
-ansible.module_utils.__path__.append(os.path.join(ROOT, "module_utils"))
-from ansible.module_utils.berth_retention import Candidate, plan  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "collections"))
+from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, plan  # noqa: E402
 
 BENCH_LAB = {"BERTH_LAB_NAME": "berth-bench", "BERTH_LAB_CAMPUS": "10.79.0.0/16"}
 
@@ -42,11 +41,11 @@ class BenchLab:
         self.hosts = {}
 
     def __enter__(self):
-        ansible_playbook("playbooks/lab-down.yml", env=BENCH_LAB)
+        ansible_playbook("playbooks/lab_down.yml", env=BENCH_LAB)
         return self
 
     def __exit__(self, *exc):
-        ansible_playbook("playbooks/lab-down.yml", env=BENCH_LAB)
+        ansible_playbook("playbooks/lab_down.yml", env=BENCH_LAB)
 
     def playbook(self, label, *args):
         return timed(label, "-i", self.inventory, *args)
@@ -57,7 +56,7 @@ class BenchLab:
 
 def bench_lab(lab):
     """Lab bring-up, first converge of site.yml, idempotent re-run."""
-    up, _ = timed("lab-up", "playbooks/lab-up.yml", env=BENCH_LAB)
+    up, _ = timed("lab-up", "playbooks/lab_up.yml", env=BENCH_LAB)
     lab.hosts = lab_hosts(lab.inventory)
     first, _ = lab.playbook("first converge", "playbooks/site.yml")
     again, rerun = lab.playbook("re-run", "playbooks/site.yml")
@@ -82,7 +81,7 @@ def bench_build(lab):
     try:
         app = ("playbooks/build.yml", "-v", "-e", "build_host=" + builder, "-e", "app=bench", "-e", "artifact=" + artifact)
         app += ("-e", "middleware_image=%s/base/middleware:1" % registry, "-e", "version=1")
-        _, base = lab.playbook("base and middleware", "playbooks/build-base.yml", "-v", "-e", "build_host=" + builder)
+        _, base = lab.playbook("base and middleware", "playbooks/build_base.yml", "-v", "-e", "build_host=" + builder)
         _, first = lab.playbook("app, cold", *app)
         with open(os.path.join(artifact, "version"), "w", encoding="utf-8") as stream:
             stream.write("v2\n")
@@ -205,7 +204,7 @@ def build_demo(lab, versions):
     """Base, middleware and the demo app at the given versions, in the bench lab's registry."""
     builder = lab.host("-a2")
     registry = "%s:5000" % lab.hosts[lab.host("-a1")]
-    lab.playbook("base and middleware", "playbooks/build-base.yml", "-e", "build_host=" + builder)
+    lab.playbook("base and middleware", "playbooks/build_base.yml", "-e", "build_host=" + builder)
     for version in versions:
         artifact = tempfile.mkdtemp(prefix="berth-bench-demo-")
         try:
@@ -224,7 +223,7 @@ def build_demo(lab, versions):
 
 
 def under_load(hosts, action):
-    loads = [Load(host, minimum=1000, threads=2) for host in hosts]
+    loads = [Load(host, minimum=1000, threads=2, rate=0) for host in hosts]
     time.sleep(2)
     action()
     results = [load.stop() for load in loads]
@@ -277,12 +276,12 @@ def env_spec(name, building):
 def bench_env(lab):
     """Create and tear down a 4-service environment alone, then beside 5 others."""
     builder = lab.host("-b1")
-    lab.playbook("env images", "playbooks/env-images.yml", "-e", "build_host=%s" % builder)
+    lab.playbook("env images", "playbooks/env_images.yml", "-e", "build_host=%s" % builder)
 
     def cycle(name):
-        create, _ = lab.playbook("create " + name, "playbooks/env-create.yml", "-e", env_spec(name, "bldg_b"))
-        again, rerun = lab.playbook("re-create " + name, "playbooks/env-create.yml", "-e", env_spec(name, "bldg_b"))
-        teardown, _ = lab.playbook("teardown " + name, "playbooks/env-teardown.yml", "-e", "env_name=" + name)
+        create, _ = lab.playbook("create " + name, "playbooks/env_create.yml", "-e", env_spec(name, "bldg_b"))
+        again, rerun = lab.playbook("re-create " + name, "playbooks/env_create.yml", "-e", env_spec(name, "bldg_b"))
+        teardown, _ = lab.playbook("teardown " + name, "playbooks/env_teardown.yml", "-e", "env_name=" + name)
         return create, again, teardown, rerun.total_changed()
 
     def best_of_two(name):
@@ -293,10 +292,10 @@ def bench_env(lab):
     alone = best_of_two("solo")
     others = ["other%d" % n for n in range(1, 6)]
     for name in others:
-        lab.playbook("create " + name, "playbooks/env-create.yml", "-e", env_spec(name, "bldg_b"))
+        lab.playbook("create " + name, "playbooks/env_create.yml", "-e", env_spec(name, "bldg_b"))
     beside = best_of_two("crowded")
     for name in others:
-        lab.playbook("teardown " + name, "playbooks/env-teardown.yml", "-e", "env_name=" + name)
+        lab.playbook("teardown " + name, "playbooks/env_teardown.yml", "-e", "env_name=" + name)
     return [
         ("create, no other environment", "%.1f s" % alone[0]),
         ("re-create (changed=%d)" % alone[3], "%.1f s" % alone[1]),

@@ -132,7 +132,7 @@ def report_path(world, name):
 
 def cleanup(world, name, *extra, env=None):
     return world["lab"].playbook(
-        "playbooks/image-cleanup.yml", "-e", json.dumps(settings(world, report_path(world, name))), *extra, env=env, timeout=900
+        "playbooks/image_cleanup.yml", "-e", json.dumps(settings(world, report_path(world, name))), *extra, env=env, timeout=900
     )
 
 
@@ -244,7 +244,7 @@ def test_a_host_stopped_during_a_real_cleanup_deletes_nothing(world):
             "ansible-playbook",
             "-i",
             world["lab"].inventory,
-            "playbooks/image-cleanup.yml",
+            "playbooks/image_cleanup.yml",
             "-e",
             settings_json,
             "-e",

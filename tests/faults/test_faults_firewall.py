@@ -6,6 +6,7 @@ the drift as a change and closes what was open."""
 import pytest
 from labtools import (
     DEFAULT_REACH,
+    firewall_hosts,
     lab_exec,
     reachability,
     reboot,
@@ -17,9 +18,7 @@ from labtools import (
 
 @pytest.fixture(scope="module")
 def hosts(lab):
-    names = sorted(lab.hosts)
-    a1, a2, b1 = (next(n for n in names if n.endswith(suffix)) for suffix in ("-a1", "-a2", "-b1"))
-    return {"target": a1, "same": a2, "other": b1, "address": lab.hosts[a1], "lab": lab}
+    return firewall_hosts(lab)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ import tempfile
 import time
 
 import pytest
-from labtools import ROOT, Load, lab_exec, task_results
+from labtools import ROOT, Load, lab_exec, reachable, task_results
 
 LOCK = "/var/lib/berth/rollout/demo.lock"
 # The pid that holds the app's rollout lock on a host: the module of the
@@ -113,7 +113,7 @@ class Fleet:
         loads = []
         for index, target in enumerate(alive):
             source = alive[(index + 1) % len(alive)]
-            loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1))
+            loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1, rate=100))
         time.sleep(2)
         return loads
 
@@ -151,18 +151,6 @@ class Background:
         if self.proc.poll() is None:
             self.kill()
         os.unlink(self.log.name)
-
-
-def reachable(lab, name):
-    """Whether Ansible reaches a host again (the first try after a restart
-    may fail on the SSH master connection of before)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    return (
-        subprocess.run(
-            ["ansible", "-i", lab.inventory, name, "-m", "ansible.builtin.ping"], cwd=ROOT, env=env, capture_output=True, check=False
-        ).returncode
-        == 0
-    )
 
 
 def kill_modules(hosts):

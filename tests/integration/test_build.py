@@ -15,7 +15,7 @@ def build(lab):
     hosts = sorted(lab.hosts)
     builder = next(h for h in hosts if h.endswith("-a2"))
     registry = "%s:5000" % lab.hosts[next(h for h in hosts if h.endswith("-a1"))]
-    base = lab.playbook("playbooks/build-base.yml", "-e", "build_host=%s" % builder)
+    base = lab.playbook("playbooks/build_base.yml", "-e", "build_host=%s" % builder)
     assert base.returncode == 0, base.explain()
     # A fresh app name per session: the first build of it is really the first.
     app = "web%s" % uuid.uuid4().hex[:6]

@@ -187,7 +187,7 @@ def cleanup(fleet, report, *extra, env=None):
         "image_cleanup_prune_dangling": False,
         "image_cleanup_report_path": str(report),
     }
-    return fleet["lab"].playbook("playbooks/image-cleanup.yml", "-v", "-e", json.dumps(settings), *extra, env=env)
+    return fleet["lab"].playbook("playbooks/image_cleanup.yml", "-v", "-e", json.dumps(settings), *extra, env=env)
 
 
 def test_an_empty_fresh_registry_is_nothing_to_prune(fleet, tmp_path):
@@ -206,7 +206,7 @@ def test_an_empty_fresh_registry_is_nothing_to_prune(fleet, tmp_path):
             time.sleep(0.5)
         overrides = {"registry_port": port, "registry_tls": False, "registry_storage_dir": storage}
         run = fleet["lab"].playbook(
-            "playbooks/image-cleanup.yml",
+            "playbooks/image_cleanup.yml",
             *("-e", json.dumps(overrides), "-e", "image_cleanup_dry_run=true"),
             *("-e", "image_cleanup_report_path=%s" % (tmp_path / "report.json")),
         )
@@ -225,7 +225,7 @@ def test_a_dry_run_plans_and_sends_no_mutating_request(fleet, tmp_path):
     assert sum(len(t) for t in before.values()) == 5 * 23 + len(MULTI) + 1
     assert stored == set(fleet["moved_digests"])
     since = time.time() - 1
-    run = cleanup(fleet, tmp_path / "report.json", "-e", "image_cleanup_dry_run=true", env={"ANSIBLE_SHOW_CUSTOM_STATS": "true"})
+    run = cleanup(fleet, tmp_path / "report.json", "-e", "image_cleanup_dry_run=true", "--diff", env={"ANSIBLE_SHOW_CUSTOM_STATS": "true"})
     assert run.returncode == 0, run.explain()
     assert tags(fleet) == before and revisions(fleet["server"], fleet["moved"]) == stored
     assert mutating_requests(fleet["server"], since) == []  # not even the probe for disabled deletes
@@ -236,6 +236,8 @@ def test_a_dry_run_plans_and_sends_no_mutating_request(fleet, tmp_path):
     assert registry["removed"] == tagged_going + 1  # and the moved tag's old, untagged digest
     assert "%s@%s" % (fleet["moved"], fleet["moved_digests"][0]) in registry["removed_refs"]
     assert "%s:1.0.0" % fleet["repos"][1] in registry["removed_refs"]  # only the idle host has it
+    # --diff shows the same plan as lines that go.
+    assert "\n-%s:1.0.0\n" % fleet["repos"][1] in run.output, run.output[-3000:]
     assert report["hosts"][fleet["idle"]]["in_use"] == {"containers": 0, "digests": 0}
     assert report["hosts"][fleet["deployer"]]["in_use"]["digests"] >= 2
     assert "would remove" in run.output and "image cleanup (dry run): ok" in run.output

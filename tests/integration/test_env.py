@@ -44,17 +44,17 @@ def definition(name, host, app_image="env/app:1", **changes):
 def envs(lab):
     names = sorted(lab.hosts)
     host, neighbour = (next(n for n in names if n.endswith(s)) for s in ("-b1", "-b2"))
-    images = lab.playbook("playbooks/env-images.yml", "-e", "build_host=%s" % host)
+    images = lab.playbook("playbooks/env_images.yml", "-e", "build_host=%s" % host)
     assert images.returncode == 0, images.explain()
     return {"lab": lab, "host": host, "neighbour": neighbour}
 
 
 def create(envs, spec, *args):
-    return envs["lab"].playbook("playbooks/env-create.yml", "-e", json.dumps(spec), *args)
+    return envs["lab"].playbook("playbooks/env_create.yml", "-e", json.dumps(spec), *args)
 
 
 def teardown(envs, name):
-    return envs["lab"].playbook("playbooks/env-teardown.yml", "-e", "env_name=%s" % name)
+    return envs["lab"].playbook("playbooks/env_teardown.yml", "-e", "env_name=%s" % name)
 
 
 def objects(lab):
@@ -119,7 +119,7 @@ def test_a_service_written_twice_is_an_error_not_the_last_one(envs, tmp_path):
         "    db:\n      image: env/mariadb:1\n    db:\n      image: env/redis:1\n" % envs["host"]
     )
     before = objects(envs["lab"])
-    run = envs["lab"].playbook("playbooks/env-create.yml", "-e", "@%s" % path)
+    run = envs["lab"].playbook("playbooks/env_create.yml", "-e", "@%s" % path)
     assert run.returncode != 0
     assert "Found duplicate mapping key 'db'" in run.output, run.explain()
     assert run.total_changed() == 0, run.explain()

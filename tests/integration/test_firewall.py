@@ -7,14 +7,22 @@ import json
 import time
 
 import pytest
-from labtools import DEFAULT_REACH, LAB_ALLOW, PUBLISHED_PORT, ensure_busybox_image, lab_exec, reachability, wait_for_published, web_probes
+from labtools import (
+    DEFAULT_REACH,
+    LAB_ALLOW,
+    PUBLISHED_PORT,
+    ensure_busybox_image,
+    firewall_hosts,
+    lab_exec,
+    reachability,
+    wait_for_published,
+    web_probes,
+)
 
 
 @pytest.fixture(scope="module")
 def hosts(lab):
-    names = sorted(lab.hosts)
-    a1, a2, b1 = (next(n for n in names if n.endswith(suffix)) for suffix in ("-a1", "-a2", "-b1"))
-    return {"target": a1, "same": a2, "other": b1, "address": lab.hosts[a1], "lab": lab}
+    return firewall_hosts(lab)
 
 
 @pytest.fixture(scope="module")

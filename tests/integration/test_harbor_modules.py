@@ -100,7 +100,7 @@ def run_tasks(harbor, tasks, *extra, callback="ansible.posix.json", user="admin"
             "name": "Harbor modules",
             "hosts": "localhost",
             "gather_facts": False,
-            "module_defaults": {name: connection for name in LIFECYCLES},
+            "module_defaults": {"group/berth.ops.harbor": connection},
             "tasks": tasks,
         }
     ]
@@ -142,7 +142,7 @@ def results_of(proc):
 
 
 def step(module, args, check=False):
-    task = {"name": "%s %s" % (module, "check" if check else "apply"), module: args}
+    task = {"name": "%s %s" % (module, "check" if check else "apply"), "berth.ops." + module: args}
     if check:
         task["check_mode"] = True
     return task
@@ -198,11 +198,11 @@ def test_robot_secret_is_returned_once_pinned_and_rotated_without_showing_it(har
     pinned = "Pinned-robot-Secret-9"
     robot = {"name": "ci", "permissions": [{"project": "test", "access": ["repository:push", "repository:pull"]}]}
     tasks = [
-        {"name": "Create", "harbor_robot": robot, "register": "made", "no_log": True},
+        {"name": "Create", "berth.ops.harbor_robot": robot, "register": "made", "no_log": True},
         {"name": "Prove the secret works", "ansible.builtin.assert": {"that": ["made.secret | length >= 8"], "quiet": True}},
-        {"name": "Pin", "harbor_robot": dict(robot, secret=pinned), "no_log": True},
-        {"name": "Pin again", "harbor_robot": dict(robot, secret=pinned), "no_log": True},
-        {"name": "Rotate", "harbor_robot": dict(robot, rotate=True), "register": "rotated", "no_log": True},
+        {"name": "Pin", "berth.ops.harbor_robot": dict(robot, secret=pinned), "no_log": True},
+        {"name": "Pin again", "berth.ops.harbor_robot": dict(robot, secret=pinned), "no_log": True},
+        {"name": "Rotate", "berth.ops.harbor_robot": dict(robot, rotate=True), "register": "rotated", "no_log": True},
         {"name": "Show the login name", "ansible.builtin.debug": {"msg": "{{ rotated.full_name }} changed={{ rotated.changed }}"}},
     ]
     proc = run_tasks(harbor, tasks, "-v", callback="default")

@@ -148,7 +148,7 @@ def test_lab_down_leaves_nothing_behind(lab):
     assert len(lab_objects) == len(lab.hosts)
     assert cached_facts_of(lab), "converging the lab should have cached its facts"
     down = subprocess.run(
-        ["ansible-playbook", "playbooks/lab-down.yml"],
+        ["ansible-playbook", "playbooks/lab_down.yml"],
         cwd=ROOT,
         env=dict(os.environ, **lab.env),
         capture_output=True,

@@ -91,7 +91,7 @@ def rancher(lab, tmp_path_factory):
     )
     # Host vars, so they outrank the lab's group_vars/all (inline group vars would not).
     node_firewall = {
-        "rancher_node_firewall": "{{ rancher_clusters | berth_rancher_firewall(groups, hostvars, inventory_hostname) }}",
+        "rancher_node_firewall": "{{ rancher_clusters | berth.ops.berth_rancher_firewall(groups, hostvars, inventory_hostname) }}",
         "firewall_extra_port_sets": "{{ rancher_node_firewall.port_sets }}",
         "firewall_allow": "{{ {'ssh': {'buildings': ['all']}, 'registry': {'buildings': ['all']}} | combine(rancher_node_firewall.allow) }}",
     }

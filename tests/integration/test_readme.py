@@ -16,6 +16,7 @@ NOT_RUN_MARK = re.compile(r"<!--\s*not run by the doc test:\s*(?P<why>.+?)\s*-->
 NOT_RUN = {
     "make lab    # a local multi-building fleet, converged by playbooks/site.yml",
     "HARBOR_OFFLINE_INSTALLER=~/harbor-offline-installer-v2.15.2.tgz \\",
+    "ansible-runner run /tmp/run -p berth.ops.site --inventory /path/to/hosts.yml \\",
     "CONTROLLER_HOST=https://awx.example.net CONTROLLER_OAUTH_TOKEN=... \\",
 }
 

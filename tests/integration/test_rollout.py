@@ -18,7 +18,7 @@ import tempfile
 import time
 
 import pytest
-from labtools import ROOT, Load, lab_exec, task_results
+from labtools import ROOT, Load, lab_exec, reachable, task_results
 
 
 def host(lab, suffix):
@@ -105,7 +105,7 @@ def back_on_r2(lab):
 
 
 def loaded(lab, action, hosts=None):
-    loads = [Load(name, minimum=2200) for name in sorted(hosts or lab.hosts)]
+    loads = [Load(name, minimum=2200, rate=100) for name in sorted(hosts or lab.hosts)]
     time.sleep(2)
     run = action()
     results = {load.host: load.stop() for load in loads}
@@ -132,18 +132,6 @@ class Background:
             output = stream.read()
         os.unlink(self.log.name)
         return code, output
-
-
-def reachable(lab, name):
-    """Whether Ansible reaches a host again (the first try after a restart
-    may fail on the SSH master connection of before)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    return (
-        subprocess.run(
-            ["ansible", "-i", lab.inventory, name, "-m", "ansible.builtin.ping"], cwd=ROOT, env=env, capture_output=True, check=False
-        ).returncode
-        == 0
-    )
 
 
 def wait_for(condition, timeout=60, step=0.2):

@@ -1,7 +1,7 @@
 import datetime
 
 import pytest
-from ansible.module_utils.berth_build import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_build import (
     HASH_LABEL,
     build_arg_errors,
     change_reasons,

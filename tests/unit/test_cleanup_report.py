@@ -1,7 +1,7 @@
 """The cleanup report says what the modules did, from their own results,
 whatever the run was asked to do."""
 
-from ansible.module_utils.berth_cleanup import cleanup_report, cleanup_summary
+from ansible_collections.berth.ops.plugins.module_utils.berth_cleanup import cleanup_report, cleanup_summary
 
 HOSTS = ["lab-a1", "lab-b2"]
 

@@ -5,7 +5,7 @@ import ipaddress
 import json
 
 import pytest
-from ansible.module_utils.berth_docker import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_docker import (
     DAEMON_OPTIONS,
     MANAGED_KEYS,
     daemon_config_errors,

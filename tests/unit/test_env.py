@@ -3,7 +3,7 @@ import hashlib
 import ipaddress
 
 import pytest
-from ansible.module_utils.berth_env import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_env import (
     allocate_addresses,
     docker_healthcheck,
     env_errors,

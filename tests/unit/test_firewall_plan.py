@@ -2,7 +2,7 @@ import ipaddress
 import re
 
 import pytest
-from ansible.module_utils.berth_firewall import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_firewall import (
     DOCKER_CHAIN,
     INPUT_CHAIN,
     docker_backend_error,

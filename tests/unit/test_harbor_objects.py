@@ -5,7 +5,7 @@ import os
 import sys
 
 import pytest
-from ansible.module_utils.berth_harbor_objects import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     ROBOT_ACCESS,
     artifact_reference,
     find_immutable,

@@ -9,7 +9,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from ansible.module_utils.berth_http import SAFE_TO_REPEAT, HttpError, HttpSession, backoff_delays, should_retry
+from ansible_collections.berth.ops.plugins.module_utils.berth_http import (
+    SAFE_TO_REPEAT,
+    HttpError,
+    HttpSession,
+    backoff_delays,
+    should_retry,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -1,5 +1,5 @@
 import pytest
-from ansible.module_utils.berth_images import hub_name, parse_reference, registry_error, tag_error
+from ansible_collections.berth.ops.plugins.module_utils.berth_images import hub_name, parse_reference, registry_error, tag_error
 from hypothesis import given
 from hypothesis import strategies as st
 

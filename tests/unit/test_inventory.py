@@ -1,7 +1,7 @@
 import ipaddress
 
 import pytest
-from ansible.module_utils.berth_inventory import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import (
     address_error,
     building_errors,
     building_of,

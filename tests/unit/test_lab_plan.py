@@ -1,7 +1,7 @@
 import ipaddress
 
 import pytest
-from ansible.module_utils.berth_lab import lab_inventory, lab_plan
+from ansible_collections.berth.ops.plugins.module_utils.berth_lab import lab_inventory, lab_plan
 
 TOPOLOGY = {
     "buildings": {

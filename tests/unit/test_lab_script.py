@@ -4,7 +4,7 @@ the terminal shows the failing task and its message, and where labs live."""
 import importlib.util
 import os
 
-from ansible.module_utils.berth_lab import lab_paths
+from ansible_collections.berth.ops.plugins.module_utils.berth_lab import lab_paths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEC = importlib.util.spec_from_file_location("berth_lab_script", os.path.join(ROOT, "scripts", "lab.py"))

@@ -4,7 +4,7 @@ community.crypto.x509_certificate_info returns them."""
 
 import datetime
 
-from ansible.module_utils.berth_pki import expires_within, normalized_sans, reissue_reasons
+from ansible_collections.berth.ops.plugins.module_utils.berth_pki import expires_within, normalized_sans, reissue_reasons
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -1,7 +1,7 @@
 import os
 
 import pytest
-from ansible.module_utils.berth_ports import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_ports import (
     PORT_MATRIX,
     custom_sets_errors,
     entry_errors,

@@ -1,7 +1,7 @@
 """The decisions behind the rancher role: cluster definitions from inventory
 groups, node roles, the installer's arguments and the firewall sources."""
 
-from ansible.module_utils.berth_rancher import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     bootstrap_failure,
     ca_checksum,
     censor,

@@ -2,7 +2,7 @@
 Distribution storage (indexes, untagged manifests), the order of deletes,
 Harbor artifacts, and which config describes which registry."""
 
-from ansible.module_utils.berth_registry import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_registry import (
     artifact_candidates,
     config_deletes_enabled,
     config_describes,
@@ -12,7 +12,7 @@ from ansible.module_utils.berth_registry import (
     registry_port,
     repository_candidates,
 )
-from ansible.module_utils.berth_retention import GRACE, PROTECTED, plan
+from ansible_collections.berth.ops.plugins.module_utils.berth_retention import GRACE, PROTECTED, plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

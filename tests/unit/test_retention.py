@@ -3,7 +3,7 @@ import fnmatch
 import random
 
 import pytest
-from ansible.module_utils.berth_retention import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     FLEET_SPEC,
     GRACE,
     IN_USE,
@@ -25,6 +25,7 @@ from ansible.module_utils.berth_retention import (
     parse_time,
     pattern_errors,
     plan,
+    plan_diff,
     policy_errors,
     semver_key,
     time_or_none,
@@ -402,3 +403,11 @@ def test_other_tags_keep_the_latest_arrivals(tags, keep):
     if kept and dropped:
         assert min(kept) >= max(dropped)
     assert all(semver_key(c.tag) is None for c in others if c.tag.isdigit())
+
+
+def test_the_diff_shows_what_goes_as_removed_lines():
+    diff = plan_diff(["app:1.2", "app:1.1"], ["app:1.0", "app@sha256:aa"], "registry r:5000")
+    assert diff["before"] == "app:1.0\napp:1.1\napp:1.2\napp@sha256:aa\n"
+    assert diff["after"] == "app:1.1\napp:1.2\n"
+    assert diff["before_header"] == "registry r:5000 (before)"
+    assert plan_diff([], [], "x")["before"] == ""

@@ -1,7 +1,7 @@
 import os
 
 import pytest
-from ansible.module_utils.berth_rollout import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
     app_errors,
     apps_of,
     config_digest,
@@ -13,7 +13,7 @@ from ansible.module_utils.berth_rollout import (
     spec_errors,
     to_retain,
 )
-from ansible.module_utils.berth_switch import NginxSwitch, SwitchError, nginx_workers, reload_applied
+from ansible_collections.berth.ops.plugins.module_utils.berth_switch import NginxSwitch, SwitchError, nginx_workers, reload_applied
 
 GOOD = {
     "app": "web",

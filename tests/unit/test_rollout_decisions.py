@@ -5,7 +5,7 @@ the rollback target, stale nginx, the fleet's verdict and the summary."""
 import os
 
 import pytest
-from ansible.module_utils.berth_rollout import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
     HealthWatch,
     abandon_action,
     app_errors,
@@ -27,7 +27,7 @@ from ansible.module_utils.berth_rollout import (
     spec_errors,
     to_retain,
 )
-from ansible.module_utils.berth_switch import NginxSwitch, nginx_stale
+from ansible_collections.berth.ops.plugins.module_utils.berth_switch import NginxSwitch, nginx_stale
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -22,7 +22,7 @@ def test_the_service_runs_the_playbook_with_the_report_path(host):
     assert host.run("systemctl start berth-image-cleanup.service").rc == 0
     calls = host.file("/var/lib/berth/image-cleanup/calls").content_string.splitlines()
     assert calls == [
-        "-i /opt/berth/inventories/prod /opt/berth/playbooks/image-cleanup.yml -e image_cleanup_report_path=/var/lib/berth/image-cleanup/report.json"
+        "-i /opt/berth/inventories/prod /opt/berth/playbooks/image_cleanup.yml -e image_cleanup_report_path=/var/lib/berth/image-cleanup/report.json"
     ]
 
 

@@ -1,0 +1,120 @@
+"""Plan of the local lab: building subnets carved out of one campus network,
+and a fixed address for every host container."""
+
+import ipaddress
+import os
+
+from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import building_errors
+
+DEFAULT_LAB = "berth-lab"
+HOST_PREFIX = 24
+CONTAINER_SUBNET_OFFSET = 100
+FIRST_HOST_OCTET = 11
+
+
+def lab_plan(topology, name, campus):
+    """Turn the lab topology into networks, hosts and groups.
+
+    Building N gets host subnet N and container subnet 100+N (both /24) of
+    the campus; hosts get .11, .12, ... in their building's host subnet.
+    The campus' first /24 is left to Docker's own address allocation.
+    """
+    campus_net = ipaddress.ip_network(campus, strict=True)
+    if campus_net.version != 4 or campus_net.prefixlen > 16:
+        raise ValueError("lab campus %s must be an IPv4 network of /16 or larger" % campus)
+    slots = list(campus_net.subnets(new_prefix=HOST_PREFIX))
+    buildings, hosts, groups = {}, [], {}
+    for building, spec in sorted(topology["buildings"].items()):
+        index = int(spec["index"])
+        if not 1 <= index < CONTAINER_SUBNET_OFFSET:
+            raise ValueError("lab building %s: index %d must be within 1..99" % (building, index))
+        host_subnet = slots[index]
+        buildings[building] = {
+            "host_subnet": str(host_subnet),
+            "container_subnet": str(slots[CONTAINER_SUBNET_OFFSET + index]),
+            # The lab is one flat campus L2: fixed-IP containers sit on it
+            # directly, routed by the campus gateway.
+            "container_link_subnet": str(campus_net),
+            "container_gateway": str(campus_net.network_address + 1),
+        }
+        buildings[building].update(spec.get("settings", {}))
+        for position, (short, functions) in enumerate(sorted(spec["hosts"].items())):
+            host = {
+                "name": "%s-%s" % (name, short),
+                "building": building,
+                "address": str(host_subnet.network_address + FIRST_HOST_OCTET + position),
+                "groups": sorted(functions),
+                "volume": "%s-%s-docker" % (name, short),
+            }
+            hosts.append(host)
+            for group in [building] + host["groups"]:
+                groups.setdefault(group, []).append(host["name"])
+    registry = topology.get("registry")
+    if registry:
+        address = next((h["address"] for h in hosts if h["name"] == "%s-%s" % (name, registry["host"])), None)
+        if address is None:
+            raise ValueError("lab registry host %r is not a lab host" % registry["host"])
+        for spec in buildings.values():
+            spec.setdefault("registry", "%s:%d" % (address, int(registry.get("port", 5000))))
+    errors = building_errors(buildings)
+    if errors:
+        raise ValueError("; ".join(errors))
+    return {
+        "name": name,
+        "network": "%s-campus" % name,
+        "campus": str(campus_net),
+        "gateway": str(campus_net.network_address + 1),
+        "dynamic_range": str(slots[0]),
+        "buildings": buildings,
+        "hosts": hosts,
+        "groups": {group: sorted(members) for group, members in sorted(groups.items())},
+    }
+
+
+def lab_paths(root, name):
+    """Where a lab keeps its state and its inventory. `make lab`'s own lab
+    writes the repo's inventories/lab, so README commands work as written;
+    any other lab (the tests', the bench's) keeps it in its state directory."""
+    state_dir = "%s/.lab/%s" % (root, name)
+    inventory_dir = "%s/inventories/lab" % root if name == DEFAULT_LAB else "%s/inventory" % state_dir
+    return {
+        "state_dir": state_dir,
+        "inventory_dir": inventory_dir,
+        "inventory": "%s/hosts.yml" % inventory_dir,
+        # What the converge writes into the inventory: the secrets file and the CA's certificate.
+        "inventory_written": ["%s/berth_secrets.vault.yml" % inventory_dir, "%s/berth-ca.crt" % inventory_dir],
+        # One vault password for every lab of the checkout (scripts/lab-vault-password).
+        "vault_password_file": "%s/.lab/vault-pass" % root,
+    }
+
+
+def lab_inventory(plan, state_dir, host_image="", inventory_dir=None):
+    """The YAML inventory of a planned lab: building groups carry the hosts'
+    addresses, function groups list members only. `host_image` (the image
+    the hosts run) is the Debian base that playbooks can build on. The lab's
+    secrets file lives in its inventory directory, encrypted with the
+    password every lab of the checkout shares (.lab/vault-pass)."""
+    inventory_dir = inventory_dir or "%s/inventory" % state_dir
+    children = {}
+    for group, members in plan["groups"].items():
+        if group in plan["buildings"]:
+            addresses = {host["name"]: host["address"] for host in plan["hosts"]}
+            children[group] = {"hosts": {member: {"ansible_host": addresses[member]} for member in members}}
+        else:
+            children[group] = {"hosts": {member: None for member in members}}
+    return {
+        "all": {
+            "vars": {
+                "berth_environment": "lab",
+                "berth_lab_name": plan["name"],
+                "berth_lab_host_image": host_image,
+                "berth_buildings": plan["buildings"],
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": "%s/id_ed25519" % state_dir,
+                "ansible_ssh_common_args": "-o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes" % state_dir,
+                "berth_secrets_file": "%s/berth_secrets.vault.yml" % inventory_dir,
+                "berth_secrets_password_file": "%s/vault-pass" % os.path.dirname(state_dir),
+            },
+            "children": children,
+        }
+    }

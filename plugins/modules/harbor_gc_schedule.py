@@ -1,0 +1,104 @@
+#!/usr/bin/python
+"""Harbor's garbage-collection schedule."""
+
+DOCUMENTATION = r"""
+---
+module: harbor_gc_schedule
+short_description: Set or remove Harbor's garbage-collection schedule
+description:
+  - Deleting artifacts frees no disk until garbage collection runs; this keeps a schedule in place.
+  - To run GC once, now, berth's registry_prune triggers it after deleting.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
+options:
+  state:
+    description: C(absent) removes the schedule.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
+  schedule:
+    description: How often. C(custom) needs I(cron).
+    type: str
+    choices:
+      - none
+      - hourly
+      - daily
+      - weekly
+      - custom
+    default: weekly
+  cron:
+    description: Six-field cron (seconds first) for C(custom).
+    type: str
+  delete_untagged:
+    description: Also delete untagged artifacts.
+    type: bool
+    default: false
+  workers:
+    description: Parallel GC workers (1-5).
+    type: int
+"""
+
+EXAMPLES = r"""
+- name: GC every Saturday at 02:00
+  berth.ops.harbor_gc_schedule:
+    harbor_url: https://harbor.bldg-a.example
+    password: "{{ vault_harbor_admin_password }}"
+    schedule: custom
+    cron: "0 0 2 * * 6"
+"""
+
+RETURN = r"""
+schedule:
+  description: The schedule after the run, as berth compares it.
+  returned: always
+  type: dict
+  sample:
+    type: Custom
+    cron: 0 0 2 * * 6
+    delete_untagged: false
+    workers: 1
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import gc_comparable, gc_desired, gc_errors, gc_request
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            OBJECT_SPEC,
+            schedule={"type": "str", "choices": ["none", "hourly", "daily", "weekly", "custom"], "default": "weekly"},
+            cron={"type": "str"},
+            delete_untagged={"type": "bool", "default": False},
+            workers={"type": "int"},
+        ),
+        supports_check_mode=True,
+    )
+    run_module(module, gc_errors(module.params), converge)
+
+
+def converge(module, client):
+    found = client.get("/system/gc/schedule") or {}
+    parameters = module.from_json(found["job_parameters"]) if found.get("job_parameters") else {}
+    current = gc_comparable(found.get("schedule"), parameters)
+    desired = gc_desired(module.params)
+    result = {"changed": current != desired, "schedule": desired}
+    if result["changed"] and module._diff:
+        result["diff"] = {"before": current, "after": desired}
+    if result["changed"] and not module.check_mode:
+        if current["type"] == "None" and not found:
+            client.request("POST", "/system/gc/schedule", body=gc_request(desired), expect=(201,))
+        else:
+            client.put("/system/gc/schedule", gc_request(desired))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+#!/usr/bin/python
+"""One immutable-tag rule of a Harbor project."""
+
+DOCUMENTATION = r"""
+---
+module: harbor_immutable_rule
+short_description: Manage an immutable-tag rule of a Harbor project
+description:
+  - A rule is known by what it selects (tag and repository patterns), so the same task finds it again; only I(disabled)
+    can change on an existing rule.
+  - Tags an immutable rule selects cannot be overwritten or deleted, retention included.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
+options:
+  project:
+    description: The project.
+    type: str
+    required: true
+  state:
+    description: Whether the rule exists.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
+  tag_matches:
+    description: Doublestar pattern of tags made immutable (C(**) when neither tag option is given).
+    type: str
+  tag_excludes:
+    description: Every tag except those matching.
+    type: str
+  repo_matches:
+    description: Doublestar pattern of repositories (C(**) when neither repository option is given).
+    type: str
+  repo_excludes:
+    description: Every repository except those matching.
+    type: str
+  disabled:
+    description: Keep the rule but switch it off.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Release tags can never be overwritten
+  berth.ops.harbor_immutable_rule:
+    harbor_url: https://harbor.bldg-a.example
+    password: "{{ vault_harbor_admin_password }}"
+    project: prod
+    tag_matches: "release-*"
+"""
+
+RETURN = r"""
+rule_id:
+  description: Harbor's id of the rule.
+  returned: when present and not in check mode
+  type: int
+  sample: 7
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
+    find_immutable,
+    immutable_errors,
+    immutable_rule,
+    project_errors,
+    selector_key,
+)
+
+SELECTOR_OPTIONS = ("tag_matches", "tag_excludes", "repo_matches", "repo_excludes")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            OBJECT_SPEC,
+            project={"type": "str", "required": True},
+            tag_matches={"type": "str"},
+            tag_excludes={"type": "str"},
+            repo_matches={"type": "str"},
+            repo_excludes={"type": "str"},
+            disabled={"type": "bool", "default": False},
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    rule_params = {k: p[k] for k in SELECTOR_OPTIONS if p[k] is not None}
+    rule_params["disabled"] = p["disabled"]
+    errors = project_errors({"name": p["project"]}) + immutable_errors(rule_params)
+    run_module(module, errors, converge, p, rule_params)
+
+
+def describe(rule):
+    tags, repos = selector_key(rule)
+    return {"tags": [list(t[:2]) for t in tags], "repositories": [list(r) for r in repos], "disabled": bool(rule.get("disabled"))}
+
+
+def converge(module, client, p, rule_params):
+    path = project_path(p["project"]) + "/immutabletagrules"
+    if client.project(p["project"]) is None:
+        raise HarborError("project %s does not exist" % p["project"], 404)
+    existing = find_immutable(client.paged(path), rule_params)
+    desired = immutable_rule(rule_params)
+    if p["state"] == "absent":
+        result = {"changed": existing is not None}
+        if existing and module._diff:
+            result["diff"] = {"before": describe(existing), "after": {}}
+        if existing and not module.check_mode:
+            client.delete("%s/%d" % (path, existing["id"]), missing_ok=False)
+        return result
+    if existing is None:
+        result = {"changed": True}
+        if module._diff:
+            result["diff"] = {"before": {}, "after": describe(desired)}
+        if not module.check_mode:
+            result["rule_id"] = client.create(path, desired)
+        return result
+    result = {"changed": bool(existing.get("disabled")) != p["disabled"], "rule_id": existing["id"]}
+    if result["changed"] and module._diff:
+        result["diff"] = {"before": describe(existing), "after": describe(desired)}
+    if result["changed"] and not module.check_mode:
+        client.put("%s/%d" % (path, existing["id"]), dict(desired, id=existing["id"], priority=existing.get("priority", 0)))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+#!/usr/bin/python
+"""A Harbor replication: the remote registry endpoint and the policy."""
+
+DOCUMENTATION = r"""
+---
+module: harbor_replication
+short_description: Manage a Harbor registry endpoint and a replication policy to or from it
+description:
+  - Building-to-building replication (each building's Harbor pushes to its peers) and test-to-prod promotion (push
+    the C(test) project to the prod Harbor), on demand, on a schedule, or on every push (C(event_based)).
+  - The endpoint is created or updated first; with I(state=absent) the policy goes, and the endpoint too when no
+    other policy or proxy-cache project uses it.
+  - Harbor never shows an endpoint's secret again, so I(registry.access_secret) is sent on creation and whenever
+    I(update_secret) is true.
+author:
+  - berth maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - berth.ops.harbor
+  - berth.ops.attributes
+  - berth.ops.attributes.api
+options:
+  name:
+    description: Policy name.
+    type: str
+    required: true
+  state:
+    description: Whether the policy exists.
+    type: str
+    choices:
+      - present
+      - absent
+    default: present
+  description:
+    description: Free text.
+    type: str
+    default: ''
+  registry:
+    description: The remote end.
+    type: dict
+    required: true
+    suboptions:
+      name:
+        description: Endpoint name in Harbor.
+        type: str
+        required: true
+      type:
+        description: Harbor's adapter, e.g. C(harbor) or C(docker-registry).
+        type: str
+        default: harbor
+      url:
+        description: The remote registry's URL.
+        type: str
+      insecure:
+        description: Skip TLS verification of the remote (avoid; distribute the CA instead).
+        type: bool
+        default: false
+      access_key:
+        description: User or robot name on the remote.
+        type: str
+      access_secret:
+        description: Its password or secret.
+        type: str
+      description:
+        description: Free text.
+        type: str
+  update_secret:
+    description: Send I(registry.access_secret) even when the endpoint exists (reports a change).
+    type: bool
+    default: false
+  direction:
+    description: C(push) to the remote or C(pull) from it.
+    type: str
+    choices:
+      - push
+      - pull
+    default: push
+  name_filter:
+    description: Repositories to replicate, e.g. C(test/**).
+    type: str
+  tag_filter:
+    description: Tags to replicate, e.g. C(release-*).
+    type: str
+  resource_filter:
+    description: C(image) or C(artifact).
+    type: str
+    choices:
+      - image
+      - artifact
+  dest_namespace:
+    description: Namespace (project) on the destination; the source's when empty.
+    type: str
+  dest_namespace_replace_count:
+    description: How many leading path parts I(dest_namespace) replaces; -1 keeps the whole path.
+    type: int
+  trigger:
+    description: When to replicate.
+    type: str
+    choices:
+      - manual
+      - scheduled
+      - event_based
+    default: manual
+  cron:
+    description: Six-field cron for C(scheduled).
+    type: str
+  deletion:
+    description: Replicate deletions too.
+    type: bool
+    default: false
+  override:
+    description: Overwrite artifacts that exist at the destination.
+    type: bool
+    default: true
+  enabled:
+    description: Whether the policy runs.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Promote release tags of test to the prod Harbor on every push
+  berth.ops.harbor_replication:
+    harbor_url: https://harbor.bldg-a.example
+    password: "{{ vault_harbor_admin_password }}"
+    name: test-to-prod
+    registry:
+      name: prod
+      url: https://harbor.prod.example
+      access_key: robot$promoter
+      access_secret: "{{ vault_prod_promoter_secret }}"
+    name_filter: "test/**"
+    tag_filter: "release-*"
+    dest_namespace: prod
+    trigger: event_based
+"""
+
+RETURN = r"""
+policy_id:
+  description: Harbor's id of the policy.
+  returned: when present and not in check mode
+  type: int
+  sample: 3
+registry_id:
+  description: Harbor's id of the endpoint.
+  returned: when present and not in check mode
+  type: int
+  sample: 2
+changes:
+  description: What changed, endpoint and policy.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - registry created
+    - policy created
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
+    registry_comparable,
+    registry_desired,
+    registry_request,
+    replication_comparable,
+    replication_desired,
+    replication_errors,
+    replication_request,
+)
+
+
+def by_name(items, name):
+    return next((item for item in items if item["name"] == name), None)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            OBJECT_SPEC,
+            name={"type": "str", "required": True},
+            description={"type": "str", "default": ""},
+            registry={
+                "type": "dict",
+                "required": True,
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "type": {"type": "str", "default": "harbor"},
+                    "url": {"type": "str"},
+                    "insecure": {"type": "bool", "default": False},
+                    "access_key": {"type": "str", "no_log": False},
+                    "access_secret": {"type": "str", "no_log": True},
+                    "description": {"type": "str"},
+                },
+            },
+            update_secret={"type": "bool", "default": False},
+            direction={"type": "str", "choices": ["push", "pull"], "default": "push"},
+            name_filter={"type": "str"},
+            tag_filter={"type": "str"},
+            resource_filter={"type": "str", "choices": ["image", "artifact"]},
+            dest_namespace={"type": "str"},
+            dest_namespace_replace_count={"type": "int"},
+            trigger={"type": "str", "choices": ["manual", "scheduled", "event_based"], "default": "manual"},
+            cron={"type": "str"},
+            deletion={"type": "bool", "default": False},
+            override={"type": "bool", "default": True},
+            enabled={"type": "bool", "default": True},
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    errors = replication_errors(p)
+    run_module(module, errors, converge, p)
+
+
+def converge(module, client, p):
+    registries = client.paged("/registries")
+    policies = client.paged("/replication/policies")
+    registry, policy = by_name(registries, p["registry"]["name"]), by_name(policies, p["name"])
+    result = {"changed": False, "changes": []}
+    before, after = {}, {}
+
+    if p["state"] == "absent":
+        if policy is not None:
+            result["changes"].append("policy deleted")
+            before["policy"] = replication_comparable(policy)
+            if not module.check_mode:
+                client.delete("/replication/policies/%d" % policy["id"], missing_ok=False)
+        still_used = registry is not None and any(
+            (other.get("src_registry") or {}).get("id") == registry["id"] or (other.get("dest_registry") or {}).get("id") == registry["id"]
+            for other in policies
+            if policy is None or other["id"] != policy["id"]
+        )
+        if registry is not None and not still_used and not proxy_cache_uses(client, registry["id"]):
+            result["changes"].append("endpoint deleted")
+            before["registry"] = registry_comparable(registry)
+            if not module.check_mode:
+                client.delete("/registries/%d" % registry["id"], missing_ok=False)
+        return finish(module, result, before, after)
+
+    wanted_registry = registry_desired(p["registry"])
+    if registry is None:
+        result["changes"].append("endpoint created")
+        after["registry"] = wanted_registry
+        registry_id = None if module.check_mode else client.create("/registries", registry_request(p["registry"]))
+    else:
+        registry_id = registry["id"]
+        current = registry_comparable(registry)
+        if current != wanted_registry or p["update_secret"]:
+            result["changes"].append("endpoint updated")
+            before["registry"], after["registry"] = current, wanted_registry
+            if not module.check_mode:
+                body = {k: v for k, v in wanted_registry.items() if k not in ("type", "access_key")}
+                if p["registry"].get("access_key"):
+                    body.update(credential_type="basic", access_key=p["registry"]["access_key"])
+                if p["update_secret"] and p["registry"].get("access_secret"):
+                    body["access_secret"] = p["registry"]["access_secret"]
+                client.put("/registries/%d" % registry_id, body)
+
+    desired = replication_desired(p)
+    if policy is None:
+        result["changes"].append("policy created")
+        after["policy"] = desired
+        if not module.check_mode:
+            result["policy_id"] = client.create("/replication/policies", replication_request(desired, registry_id))
+    else:
+        result["policy_id"] = policy["id"]
+        current = replication_comparable(policy)
+        if current != desired:
+            result["changes"].append("policy updated")
+            before["policy"], after["policy"] = current, desired
+            if not module.check_mode:
+                client.put("/replication/policies/%d" % policy["id"], dict(replication_request(desired, registry_id), id=policy["id"]))
+    if registry_id is not None:
+        result["registry_id"] = registry_id
+    return finish(module, result, before, after)
+
+
+def proxy_cache_uses(client, registry_id):
+    return any(project.get("registry_id") == registry_id for project in client.projects())
+
+
+def finish(module, result, before, after):
+    result["changed"] = bool(result["changes"])
+    if result["changed"] and module._diff:
+        result["diff"] = {"before": before, "after": after}
+    return result
+
+
+if __name__ == "__main__":
+    main()
