@@ -185,3 +185,13 @@ def new_layers(image_layers, known_layers):
     """Layers of the image that no earlier image (base or previous build) had."""
     known = set(known_layers)
     return [layer for layer in image_layers if layer not in known]
+
+
+def build_diff(before_hash, before_tags, after_hash, after_tags, pushed=()):
+    """Ansible's diff of one build: the input hash the requested tags stand
+    for and the tags, before and after; the tags sent to the registry, after."""
+    before = {"input_hash": before_hash, "tags": sorted(before_tags)}
+    after = {"input_hash": after_hash, "tags": sorted(after_tags)}
+    if pushed:
+        after["pushed"] = sorted(pushed)
+    return {"before": before, "after": after}

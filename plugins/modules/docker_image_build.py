@@ -13,7 +13,8 @@ description:
   - Tags are literal or templates with C({timestamp}) (yyyyMMdd-HHmmssSSS), C({git_sha}) and C({hash}). Templates
     are rendered only when a build happens.
   - Pushes retry transient failures with exponential backoff.
-  - Check mode says whether a build would happen and why.
+  - Check mode says whether a build would happen and why. Diff shows the input hash and the tags before and after,
+    and the tags pushed.
   - Not to be confused with M(community.docker.docker_image_build), which runs C(docker buildx build) on every call
     and always reports a build. This module builds with the engine's classic builder only when the input hash
     changed, renders tag templates, and looks for the hash in the registry before building.
@@ -212,6 +213,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.berth.ops.plugins.module_utils.berth_build import (
     HASH_LABEL,
     build_arg_errors,
+    build_diff,
     change_reasons,
     component_labels,
     from_images,
@@ -469,13 +471,18 @@ def main():
         tags = ["%s:%s" % (ref.name, t) for t in literal]
         existing = [t for t in image.get("RepoTags") or [] if t.startswith(ref.name + ":")]
         retag = [t for t in tags if t not in existing]
+        before = (digest, existing)
         # The requested tags first: callers print the first one.
         tags = tags + sorted(set(existing) - set(tags))
     else:
         previous = previous_image(client, ref.name, literal)
         previous_labels = (previous or {}).get("Labels") or {}
         result["reasons"] = change_reasons(previous_labels, components, load_manifest(module, previous_labels.get(HASH_LABEL)), files)
+        previous_tags = [t for t in (previous or {}).get("RepoTags") or [] if t.startswith(ref.name + ":")]
+        before = (previous_labels.get(HASH_LABEL), previous_tags)
         if module.check_mode:
+            if module._diff:
+                result["diff"] = build_diff(*before, digest, ["%s:%s" % (ref.name, t) for t in p["tags"]])
             module.exit_json(changed=True, **{k: v for k, v in result.items() if k != "changed"})
         rendered = render_tags(
             p["tags"],
@@ -529,6 +536,7 @@ def main():
     if retag:
         result["changed"] = True
 
+    to_push = []
     if p["push"] and ref.registry:
         push_started = time.monotonic()
         registry = registry_client(client, ref.registry)
@@ -540,6 +548,7 @@ def main():
                 result["digest"] = remote
                 continue
             result["changed"] = True
+            to_push.append(full)
             if module.check_mode:
                 continue
             pushed = push_tag(module, client, ref.name, tag)
@@ -553,6 +562,8 @@ def main():
             result["pushed_bytes"] = sum(sizes.get(layer, 0) for layer in result["pushed_layers"])
         durations["push"] = round(time.monotonic() - push_started, 3)
     result.update(image_id=image_id, tags=tags, size=client.inspect_image(image_id).get("Size"))
+    if module._diff and result["changed"]:
+        result["diff"] = build_diff(*before, digest, tags, to_push)
     module.exit_json(**result)
 
 

@@ -12,14 +12,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
+from urllib.error import HTTPError, URLError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from harbor_standin import HarborStandIn  # noqa: E402
 from labtools import ROOT, Load, ansible_playbook, lab_exec, lab_hosts, populate_images, registry_tags, seed_registry, task_results  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "collections"))
+from ansible.module_utils.urls import open_url  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import client_for  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import project_errors  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, plan  # noqa: E402
+from ansible_collections.berth.ops.plugins.modules import harbor_project  # noqa: E402
 
 BENCH_LAB = {"BERTH_LAB_NAME": "berth-bench", "BERTH_LAB_CAMPUS": "10.79.0.0/16"}
 
@@ -307,7 +315,165 @@ def bench_env(lab):
     ]
 
 
-BENCHES = {"lab": bench_lab, "build": bench_build, "cleanup": bench_cleanup, "rollout": bench_rollout, "env": bench_env}
+HARBOR_PASSWORD = "Bench-harbor-admin-4e7a"
+
+
+class OpenUrlSession:
+    """Berth's Harbor transport before berth_http: open_url per request, so a
+    new connection and TLS handshake every time. Same interface as HttpSession."""
+
+    def __init__(self, ca_path=None, validate_certs=True, timeout=30):
+        self.ca_path, self.validate_certs, self.timeout = ca_path, validate_certs, timeout
+        self.connections_opened = 0
+
+    def request(self, method, url, headers=None, body=None):
+        self.connections_opened += 1
+        try:
+            response = open_url(
+                url,
+                method=method,
+                headers=headers,
+                data=body,
+                timeout=self.timeout,
+                ca_path=self.ca_path,
+                validate_certs=self.validate_certs,
+            )
+        except HTTPError as exc:
+            return exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, exc.read()
+        except (URLError, OSError, ValueError) as exc:
+            raise HttpError(str(getattr(exc, "reason", exc))) from None
+        with response:
+            return response.getcode(), {k.lower(): v for k, v in response.headers.items()}, response.read()
+
+    def close(self):
+        pass
+
+
+def tls_files(directory):
+    """A throwaway CA and a server certificate for 127.0.0.1: (ca, cert, key)."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    with open(os.path.join(directory, "server.ext"), "w", encoding="utf-8") as stream:
+        stream.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n")
+    for command in (
+        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=berth bench CA"],
+        ["req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "2", "-days", "1"]
+        + ["-extfile", "server.ext", "-out", "server.pem"],
+    ):
+        subprocess.run(["openssl", *command], cwd=directory, check=True, capture_output=True)
+    return tuple(os.path.join(directory, name) for name in ("ca.pem", "server.pem", "server.key"))
+
+
+def project_task(url, ca_path, name):
+    """What harbor_project's main() hands converge() for one task, every option set or None."""
+    params = {
+        "harbor_url": url,
+        "username": "admin",
+        "password": HARBOR_PASSWORD,
+        "ca_path": ca_path,
+        "validate_certs": True,
+        "state": "present",
+        "name": name,
+        "public": False,
+        "auto_scan": True,
+        "prevent_vulnerable": True,
+        "severity": "high",
+        "storage_quota": harbor_project.quota_bytes("10GB"),
+        "proxy_cache_registry": None,
+        "purge": False,
+    }
+    errors = project_errors(params)
+    if errors:
+        raise SystemExit("; ".join(errors))
+    return SimpleNamespace(params=params, check_mode=False, _diff=False)
+
+
+def apply_projects(url, ca_path, count, open_url_per_request, client_per_task):
+    """Two passes of `count` harbor_project tasks: changed per pass, connections opened.
+    With client_per_task, a new client for every task, as each task's module run builds its own."""
+    changed, sessions, client = [], [], None
+    for _pass in range(2):
+        changed.append(0)
+        for n in range(count):
+            task = project_task(url, ca_path, "bench-%03d" % n)
+            if client is None or client_per_task:
+                client = client_for(task)
+                if open_url_per_request:
+                    client.session = OpenUrlSession(client.ca_path, client.validate_certs, client.timeout)
+                sessions.append(client.session)
+            changed[-1] += harbor_project.converge(task, client, task.params)["changed"]
+            if client_per_task:
+                client.session.close()
+    client.session.close()
+    return changed, sum(session.connections_opened for session in sessions)
+
+
+def harbor_run(tls, count, open_url_per_request, client_per_task):
+    """One timed run against a fresh stand-in over TLS: (seconds, changed per pass, connections, requests, projects)."""
+    ca_path, certfile, keyfile = tls
+    with HarborStandIn(HARBOR_PASSWORD, certfile=certfile, keyfile=keyfile) as harbor:
+        started = time.monotonic()
+        changed, connections = apply_projects(harbor.url, ca_path, count, open_url_per_request, client_per_task)
+        elapsed = time.monotonic() - started
+        if harbor.violations:
+            raise SystemExit("the Harbor stand-in saw answers that break the swagger:\n" + "\n".join(harbor.violations))
+        state = harbor.state
+        with state.lock:
+            projects = sorted(
+                (p["name"], tuple(sorted(p["metadata"].items())), state.quota_of(p["project_id"])["storage"])
+                for p in state.projects.values()
+            )
+        return elapsed, changed, connections, len(harbor.requests), projects
+
+
+def bench_harbor(count=50, rounds=3):
+    """50 harbor_project tasks run twice (create, no change) over TLS on loopback: open_url per request versus HttpSession. No lab."""
+    ways = {"one client": False, "a client per task": True}
+    runs = {(way, side): [] for way in ways for side in ("before", "after")}
+    with tempfile.TemporaryDirectory(prefix="berth-bench-tls-") as directory:
+        tls = tls_files(directory)
+        for _round in range(rounds):
+            # Sides alternate, so a stall of the shared machine does not hit one side only.
+            for way, per_task in ways.items():
+                runs[way, "before"].append(harbor_run(tls, count, open_url_per_request=True, client_per_task=per_task))
+                runs[way, "after"].append(harbor_run(tls, count, open_url_per_request=False, client_per_task=per_task))
+    best = {key: min(values) for key, values in runs.items()}
+    every = [run for values in runs.values() for run in values]
+    rows = []
+    for way in ways:
+        before, after = best[way, "before"], best[way, "after"]
+        rows += [
+            ("%s: seconds before / after (best of %d)" % (way, rounds), "%.3f s / %.3f s" % (before[0], after[0])),
+            ("%s: before / after" % way, "%.2f" % (before[0] / after[0])),
+            ("%s: connections opened, before / after" % way, "%d / %d" % (before[2], after[2])),
+        ]
+    requests = sorted({run[3] for run in every})
+    changed = sorted({tuple(run[1]) for run in every})
+    same = len(every[0][4]) == count and all(run[4] == every[0][4] for run in every)
+    return rows + [
+        ("requests per run, every run", " / ".join(str(n) for n in requests)),
+        ("changed per pass (create, again), every run", " / ".join(str(list(c)) for c in changed)),
+        ("same %d projects in the stand-in after every run" % count, ("yes (%d)" % len(every[0][4])) if same else "NO"),
+    ]
+
+
+BENCHES = {
+    "lab": bench_lab,
+    "build": bench_build,
+    "cleanup": bench_cleanup,
+    "rollout": bench_rollout,
+    "env": bench_env,
+    "harbor": bench_harbor,
+}
+# These run on the stand-ins alone: no bench lab is made for them.
+WITHOUT_LAB = {"harbor"}
+
+
+def report(name, rows):
+    print("\n[%s] %s" % (name, BENCHES[name].__doc__))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print("  %s  %s" % (label.ljust(width), value), flush=True)
 
 
 def main():
@@ -319,15 +485,17 @@ def main():
         parser.error("unknown bench: %s" % ", ".join(unknown))
     print("berth bench on %s, %d cores, Python %s" % (platform.node() or "?", os.cpu_count(), platform.python_version()))
     names = args.names or list(BENCHES)
+    for name in names:
+        if name in WITHOUT_LAB:
+            report(name, BENCHES[name]())
+    on_lab = [name for name in names if name not in WITHOUT_LAB]
+    if not on_lab:
+        return
     with BenchLab() as lab:
-        if "lab" not in names:
+        if "lab" not in on_lab:
             bench_lab(lab)  # the other benches need a converged lab
-        for name in names:
-            rows = BENCHES[name](lab)
-            print("\n[%s] %s" % (name, BENCHES[name].__doc__))
-            width = max(len(label) for label, _ in rows)
-            for label, value in rows:
-                print("  %s  %s" % (label.ljust(width), value), flush=True)
+        for name in on_lab:
+            report(name, BENCHES[name](lab))
 
 
 if __name__ == "__main__":

@@ -148,10 +148,16 @@ def test_check_mode_reports_why_it_would_build_and_builds_nothing(build, artifac
     before = image_ids(build)
     options = {"path": context, "name": "%s/lab/%s" % (build["registry"], build["app"]), "tags": ["3.0.0"], "push": True}
     run = build["lab"].playbook(
-        "tests/integration/playbooks/image-build.yml", "--check", "-e", "target=%s" % build["builder"], "-e", json.dumps({"build": options})
+        "tests/integration/playbooks/image-build.yml",
+        *("--check", "--diff", "-e", "target=%s" % build["builder"], "-e", json.dumps({"build": options})),
     )
     assert run.returncode == 0, run.explain()
     result = task_results(run.output, "Show the result")[build["builder"]]["build_result"]
     assert result["changed"] is True and result["built"] is False
     assert result["reasons"] == ["context changed: artifact/index.html"]
+    # The diff: the tag stands for the built input hash now, for the new one after.
+    tag = "%s:3.0.0" % options["name"]
+    diff = result["diff"]
+    assert diff["before"]["input_hash"] and diff["before"]["input_hash"] != result["input_hash"] == diff["after"]["input_hash"]
+    assert tag in diff["before"]["tags"] and diff["after"]["tags"] == [tag]
     assert image_ids(build) == before

@@ -26,6 +26,7 @@ import importlib
 import json
 import os
 import re
+import socket
 import ssl
 import sys
 import threading
@@ -306,6 +307,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "rancher-standin"
     timeout = 30
+
+    def setup(self):
+        super().setup()
+        # Like Rancher's own server, no Nagle delay on kept-alive connections.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self):
         length = int(self.headers.get("Content-Length") or 0)

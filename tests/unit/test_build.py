@@ -4,6 +4,7 @@ import pytest
 from ansible_collections.berth.ops.plugins.module_utils.berth_build import (
     HASH_LABEL,
     build_arg_errors,
+    build_diff,
     change_reasons,
     component_labels,
     from_images,
@@ -142,3 +143,12 @@ def test_push_stream_and_layer_bytes():
 
 def test_new_layers_are_those_no_earlier_image_had():
     assert new_layers(["l1", "l2", "l3"], ["l1", "l2", "x"]) == ["l3"]
+
+
+def test_build_diff_shows_hash_and_tags_before_and_after():
+    diff = build_diff("old", ["r/a:2", "r/a:1"], "new", ["r/a:3"], pushed=["r/a:3"])
+    assert diff == {
+        "before": {"input_hash": "old", "tags": ["r/a:1", "r/a:2"]},
+        "after": {"input_hash": "new", "tags": ["r/a:3"], "pushed": ["r/a:3"]},
+    }
+    assert "pushed" not in build_diff(None, [], "new", ["r/a:3"])["after"]
