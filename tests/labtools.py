@@ -110,6 +110,18 @@ def project_files(lab_name=None):
     return found
 
 
+def lab_secrets(lab):
+    """What the lab's secrets file (ansible-vault, in its inventory) holds,
+    opened as an operator would: ansible-vault view, the lab's password
+    coming from ansible.cfg."""
+    path = os.path.join(os.path.dirname(lab.inventory), "berth_secrets.vault.yml")
+    if not os.path.exists(path):
+        return {}
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    shown = subprocess.run(["ansible-vault", "view", path], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return (yaml.safe_load(shown.stdout) or {}).get("berth_secrets") or {}
+
+
 def host_json(container, *command):
     """Run a command inside a lab host and parse its JSON output."""
     return json.loads(docker("exec", container, *command))

@@ -2,6 +2,7 @@
 and a fixed address for every host container."""
 
 import ipaddress
+import os
 
 from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import building_errors
 
@@ -76,13 +77,24 @@ def lab_paths(root, name):
     any other lab (the tests', the bench's) keeps it in its state directory."""
     state_dir = "%s/.lab/%s" % (root, name)
     inventory_dir = "%s/inventories/lab" % root if name == DEFAULT_LAB else "%s/inventory" % state_dir
-    return {"state_dir": state_dir, "inventory_dir": inventory_dir, "inventory": "%s/hosts.yml" % inventory_dir}
+    return {
+        "state_dir": state_dir,
+        "inventory_dir": inventory_dir,
+        "inventory": "%s/hosts.yml" % inventory_dir,
+        # What the converge writes into the inventory: the secrets file and the CA's certificate.
+        "inventory_written": ["%s/berth_secrets.vault.yml" % inventory_dir, "%s/berth-ca.crt" % inventory_dir],
+        # One vault password for every lab of the checkout (scripts/lab-vault-password).
+        "vault_password_file": "%s/.lab/vault-pass" % root,
+    }
 
 
-def lab_inventory(plan, state_dir, host_image=""):
+def lab_inventory(plan, state_dir, host_image="", inventory_dir=None):
     """The YAML inventory of a planned lab: building groups carry the hosts'
     addresses, function groups list members only. `host_image` (the image
-    the hosts run) is the Debian base that playbooks can build on."""
+    the hosts run) is the Debian base that playbooks can build on. The lab's
+    secrets file lives in its inventory directory, encrypted with the
+    password every lab of the checkout shares (.lab/vault-pass)."""
+    inventory_dir = inventory_dir or "%s/inventory" % state_dir
     children = {}
     for group, members in plan["groups"].items():
         if group in plan["buildings"]:
@@ -100,7 +112,8 @@ def lab_inventory(plan, state_dir, host_image=""):
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": "%s/id_ed25519" % state_dir,
                 "ansible_ssh_common_args": "-o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes" % state_dir,
-                "pki_dir": "%s/pki" % state_dir,
+                "berth_secrets_file": "%s/berth_secrets.vault.yml" % inventory_dir,
+                "berth_secrets_password_file": "%s/vault-pass" % os.path.dirname(state_dir),
             },
             "children": children,
         }

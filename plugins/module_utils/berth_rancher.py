@@ -54,6 +54,23 @@ def bootstrap_failure(step, message, status, secrets):
     return "Rancher bootstrap failed to %s (%s): %s" % (step, answer, censor(message, secrets))
 
 
+def token_id(token):
+    """The ID of an API token (token-xxxxx), the part before its secret."""
+    return (token or "").split(":", 1)[0] or None
+
+
+def stale_tokens(tokens, description, keep=None):
+    """IDs of the automation tokens (by `description`) to delete before a new
+    one is made: all of them but `keep`, never a login session's own."""
+    found = []
+    for token in tokens or []:
+        name = token.get("id") or token.get("name")
+        if token.get("description") != description or name == keep or token.get("current"):
+            continue
+        found.append(name)
+    return sorted(found)
+
+
 def kubernetes_version_error(version):
     if not isinstance(version, str) or not KUBERNETES_VERSION.match(version):
         return "kubernetes_version %r is not an RKE2 or K3s version such as v1.30.4+rke2r1" % (version,)

@@ -7,8 +7,11 @@ module: rancher_bootstrap
 short_description: Bootstrap a Rancher server, once
 description:
   - Logs in with the bootstrap password and sets the admin password, creates an automation token, and sets C(server-url).
-    On later runs the admin password already works, a given I(token) is checked and reused, and nothing changes.
-  - The token is returned; run the task with C(no_log) and keep the token in vault or a control-host file, as the
+    On later runs the admin password already works, a given I(token) (from vault) is checked and reused, and nothing
+    changes.
+  - When no I(token) is given, or Rancher no longer accepts it, the automation tokens with I(token_description) are
+    deleted and one new token is made, so tokens never pile up.
+  - A new token is returned; run the task with C(no_log) and keep the token in vault, as the
     rancher role does.
   - Passwords and the URL are validated before Rancher is contacted.
 author:
@@ -34,10 +37,10 @@ options:
     type: str
     required: true
   token:
-    description: An automation token from an earlier run; reused while Rancher accepts it.
+    description: The automation token of an earlier run, from vault; reused while Rancher accepts it.
     type: str
   token_description:
-    description: Description of a new automation token.
+    description: "Description that marks berth's automation tokens: the stale ones are deleted before a new one is made."
     type: str
     default: berth automation
   ca_path:
@@ -73,6 +76,18 @@ token_created:
   returned: always
   type: bool
   sample: true
+token_id:
+  description: The automation token's ID (C(token-xxxxx)), the one kept or the new one.
+  returned: always except a new token in check mode
+  type: str
+  sample: token-abcde
+tokens_deleted:
+  description: IDs of the stale automation tokens deleted (or that would be) before the new one was made.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - token-x1y2z
 changes:
   description: What was done.
   returned: always
@@ -105,6 +120,8 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     bootstrap_failure,
     password_errors,
     server_url_error,
+    stale_tokens,
+    token_id,
 )
 
 
@@ -142,7 +159,7 @@ def main():
 
 
 def bootstrap(module, client, p, progress):
-    result = {"changed": False, "changes": [], "bootstrapped": False}
+    result = {"changed": False, "changes": [], "bootstrapped": False, "tokens_deleted": []}
     progress["step"] = "log in with the admin password"
     session = client.login(p["admin_password"])
     if session is None:
@@ -171,8 +188,18 @@ def bootstrap(module, client, p, progress):
     token = p["token"]
     progress["step"] = "check the saved automation token"
     if not token or not token_works(client, token):
+        # Rotation: the stale tokens of this description go, one new one comes.
+        progress["step"] = "list the automation tokens"
+        listed = (client.request("GET", "/v3/tokens", token=session)[1] or {}).get("data") or []
+        stale = stale_tokens(listed, p["token_description"], keep=token_id(session))
+        result["tokens_deleted"] = stale
+        if stale:
+            result["changes"].append("%d stale automation token(s) deleted" % len(stale))
         result["changes"].append("automation token created")
         if not module.check_mode:
+            for name in stale:
+                progress["step"] = "delete the stale automation token %s" % name
+                client.request("DELETE", "/v3/tokens/%s" % name, expect=(200, 204, 404), token=session)
             progress["step"] = "create an automation token"
             created = client.request(
                 "POST", "/v3/token", {"type": "token", "description": p["token_description"], "ttl": 0}, expect=(200, 201), token=session
@@ -194,6 +221,8 @@ def bootstrap(module, client, p, progress):
     result["token_created"] = token != p["token"]
     if result["token_created"] and not module.check_mode:
         result["token"] = token
+    if token and not (result["token_created"] and module.check_mode):
+        result["token_id"] = token_id(token)
     return result
 
 

@@ -16,9 +16,12 @@ import tempfile
 import time
 
 import pytest
+from ansible_collections.berth.ops.plugins.module_utils.berth_lab import lab_paths
 from labtools import RECAP, ROOT, PlaybookRun
 
 OUTSIDE = os.path.join(ROOT, "tests", "integration", "collection", "outside.yml")
+# The labs' vault password (playbooks/lab_up.yml makes it).
+VAULT_PASS = lab_paths(ROOT, "any")["vault_password_file"]
 
 
 def run(args, cwd, env, timeout=1800):
@@ -38,7 +41,9 @@ def installed():
     with open(os.path.join(project, "ansible.cfg"), "w", encoding="utf-8") as stream:
         stream.write("[defaults]\ncollections_path = %s\ninterpreter_python = auto_silent\nhost_key_checking = true\n" % path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(ANSIBLE_CONFIG=os.path.join(project, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    # The lab's secrets file opens with the labs' vault password, given the
+    # usual way since this project has no lab identity of its own.
+    env.update(ANSIBLE_CONFIG=os.path.join(project, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_VAULT_PASSWORD_FILE=VAULT_PASS)
     yield path, project, env
     shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(project, ignore_errors=True)
@@ -128,7 +133,7 @@ def runner(image, inventory, playbook, *extra):
     os.makedirs(os.path.join(private, "env"))
     os.symlink(os.path.dirname(inventory), os.path.join(private, "inventory"))
     with open(os.path.join(private, "env", "envvars"), "w", encoding="utf-8") as stream:
-        stream.write("---\nANSIBLE_NOCOLOR: 'true'\nANSIBLE_HOST_KEY_CHECKING: 'true'\n")
+        stream.write("---\nANSIBLE_NOCOLOR: 'true'\nANSIBLE_HOST_KEY_CHECKING: 'true'\nANSIBLE_VAULT_PASSWORD_FILE: '%s'\n" % VAULT_PASS)
     args = [
         "ansible-runner", "run", private, "-p", playbook,
         "--process-isolation", "--process-isolation-executable", "docker", "--container-image", image,

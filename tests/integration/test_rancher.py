@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import yaml
-from labtools import ROOT, can_connect, lab_exec
+from labtools import ROOT, can_connect, lab_exec, lab_secrets
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from rancher_standin import RancherStandIn
@@ -121,7 +121,6 @@ def converge(rancher, *args, **overrides):
         "rancher_api_ca_path": str(rancher["work"] / "ca.pem"),
         "rancher_bootstrap_password": BOOTSTRAP,
         "rancher_admin_password": ADMIN,
-        "rancher_token_file": str(rancher["work"] / "token"),
         "rancher_clusters": [CLUSTER],
         "rancher_ping_timeout": 20,
     }
@@ -132,8 +131,8 @@ def converge(rancher, *args, **overrides):
 
 
 def secrets(rancher):
-    token_file = rancher["work"] / "token"
-    found = [BOOTSTRAP, ADMIN] + ([token_file.read_text().strip()] if token_file.exists() else [])
+    token = lab_secrets(rancher["lab"]).get("rancher_token")
+    found = [BOOTSTRAP, ADMIN] + ([token] if token else [])
     found += [t["token"] for t in rancher["server"].state.registration_tokens.values()]
     return found
 

@@ -43,6 +43,15 @@ def test_inventory_puts_addresses_on_building_groups():
     assert inventory["all"]["vars"]["ansible_ssh_private_key_file"] == "/state/id_ed25519"
 
 
+def test_the_lab_keeps_its_secrets_in_its_inventory_under_the_labs_vault_password():
+    inventory = lab_inventory(lab_plan(TOPOLOGY, "lab", "10.77.0.0/16"), "/r/.lab/lab", inventory_dir="/r/inventories/lab")
+    assert inventory["all"]["vars"]["berth_secrets_file"] == "/r/inventories/lab/berth_secrets.vault.yml"
+    assert inventory["all"]["vars"]["berth_secrets_password_file"] == "/r/.lab/vault-pass"
+    assert "pki_dir" not in inventory["all"]["vars"]
+    other = lab_inventory(lab_plan(TOPOLOGY, "lab", "10.77.0.0/16"), "/r/.lab/other")
+    assert other["all"]["vars"]["berth_secrets_file"] == "/r/.lab/other/inventory/berth_secrets.vault.yml"
+
+
 @pytest.mark.parametrize("campus", ["10.77.0.0/24", "fd00::/64", "10.77.0.1/16"])
 def test_a_campus_that_cannot_hold_buildings_is_refused(campus):
     with pytest.raises(ValueError):

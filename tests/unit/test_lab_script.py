@@ -71,5 +71,10 @@ def test_make_labs_lab_writes_the_repo_inventory_and_others_their_own():
         "state_dir": "/r/.lab/berth-lab",
         "inventory_dir": "/r/inventories/lab",
         "inventory": "/r/inventories/lab/hosts.yml",
+        "inventory_written": ["/r/inventories/lab/berth_secrets.vault.yml", "/r/inventories/lab/berth-ca.crt"],
+        "vault_password_file": "/r/.lab/vault-pass",
     }
-    assert lab_paths("/r", "berth-test")["inventory"] == "/r/.lab/berth-test/inventory/hosts.yml"
+    test = lab_paths("/r", "berth-test")
+    assert test["inventory"] == "/r/.lab/berth-test/inventory/hosts.yml"
+    assert test["inventory_written"][0] == "/r/.lab/berth-test/inventory/berth_secrets.vault.yml"
+    assert test["vault_password_file"] == "/r/.lab/vault-pass"  # one for every lab of the checkout

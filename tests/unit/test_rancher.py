@@ -14,6 +14,8 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     node_membership,
     password_errors,
     server_url_error,
+    stale_tokens,
+    token_id,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -113,3 +115,21 @@ def test_censor_leaves_no_secret_behind(secret, before, after):
 @given(st.text(alphabet="abcdef0123456789-", min_size=4), st.text(alphabet="abcdef0123456789", min_size=4))
 def test_censor_hides_the_secret_part_of_a_token_on_its_own(name, key):
     assert key not in censor("saw %s in the answer" % key, ["token-%s:%s" % (name, key)])
+
+
+def test_a_tokens_id_is_the_part_before_its_secret():
+    assert token_id("token-abcde:s3cr3t") == "token-abcde"
+    assert token_id("") is None and token_id(None) is None
+
+
+def test_rotation_deletes_every_automation_token_but_the_session():
+    tokens = [
+        {"id": "token-aaaaa", "description": "berth automation"},
+        {"id": "token-bbbbb", "description": "berth automation"},
+        {"id": "token-ccccc", "description": "someone else's"},
+        {"id": "token-ddddd", "description": "berth automation", "current": True},
+        {"id": "token-eeeee", "description": "berth automation"},
+    ]
+    assert stale_tokens(tokens, "berth automation", keep="token-eeeee") == ["token-aaaaa", "token-bbbbb"]
+    assert stale_tokens(tokens, "nobody") == []
+    assert stale_tokens([], "berth automation") == []
