@@ -14,7 +14,7 @@ def normalized_sans(sans):
     names lower-case, IP addresses in their canonical form."""
     found = set()
     for san in sans or []:
-        kind, _, value = str(san).partition(":")
+        kind, value = (str(san).split(":", 1) + [""])[:2]
         kind = kind.strip().upper()
         value = value.strip()
         if kind in ("IP", "IP ADDRESS"):
