@@ -459,3 +459,20 @@ def firewall_hosts(lab):
     names = sorted(lab.hosts)
     a1, a2, b1 = (next(n for n in names if n.endswith(suffix)) for suffix in ("-a1", "-a2", "-b1"))
     return {"target": a1, "same": a2, "other": b1, "address": lab.hosts[a1], "lab": lab}
+
+
+def throwaway_tls(directory, sans, ca_name="berth test CA"):
+    """A throwaway CA and a server certificate for `sans` (["IP:127.0.0.1"]),
+    made with openssl in `directory`: the paths (ca.pem, server.pem, server.key)."""
+    directory = str(directory)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    with open(os.path.join(directory, "server.ext"), "w", encoding="utf-8") as stream:
+        stream.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n" % ",".join(sans))
+    for command in (
+        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=" + ca_name],
+        ["req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "2", "-days", "2"]
+        + ["-extfile", "server.ext", "-out", "server.pem"],
+    ):
+        subprocess.run(["openssl", *command], cwd=directory, check=True, capture_output=True)
+    return tuple(os.path.join(directory, name) for name in ("ca.pem", "server.pem", "server.key"))

@@ -19,7 +19,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from harbor_standin import HarborStandIn  # noqa: E402
-from labtools import ROOT, Load, ansible_playbook, lab_exec, lab_hosts, populate_images, registry_tags, seed_registry, task_results  # noqa: E402
+from labtools import (  # noqa: E402
+    ROOT,
+    Load,
+    ansible_playbook,
+    lab_exec,
+    lab_hosts,
+    populate_images,
+    registry_tags,
+    seed_registry,
+    task_results,
+    throwaway_tls,
+)
 
 sys.path.insert(0, os.path.join(ROOT, "collections"))
 from ansible.module_utils.urls import open_url  # noqa: E402
@@ -349,21 +360,6 @@ class OpenUrlSession:
         pass
 
 
-def tls_files(directory):
-    """A throwaway CA and a server certificate for 127.0.0.1: (ca, cert, key)."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    with open(os.path.join(directory, "server.ext"), "w", encoding="utf-8") as stream:
-        stream.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n")
-    for command in (
-        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=berth bench CA"],
-        ["req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
-        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "2", "-days", "1"]
-        + ["-extfile", "server.ext", "-out", "server.pem"],
-    ):
-        subprocess.run(["openssl", *command], cwd=directory, check=True, capture_output=True)
-    return tuple(os.path.join(directory, name) for name in ("ca.pem", "server.pem", "server.key"))
-
-
 def project_task(url, ca_path, name):
     """What harbor_project's main() hands converge() for one task, every option set or None."""
     params = {
@@ -431,7 +427,7 @@ def bench_harbor(count=50, rounds=3):
     ways = {"one client": False, "a client per task": True}
     runs = {(way, side): [] for way in ways for side in ("before", "after")}
     with tempfile.TemporaryDirectory(prefix="berth-bench-tls-") as directory:
-        tls = tls_files(directory)
+        tls = throwaway_tls(directory, ["IP:127.0.0.1"], "berth bench CA")
         for _round in range(rounds):
             # Sides alternate, so a stall of the shared machine does not hit one side only.
             for way, per_task in ways.items():

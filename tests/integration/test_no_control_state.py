@@ -9,12 +9,11 @@ hosts, the same token, the same robot secret, no secret in the output."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 import yaml
-from labtools import ROOT, lab_exec, lab_secrets
+from labtools import ROOT, lab_exec, lab_secrets, throwaway_tls
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harbor_standin import HarborStandIn
@@ -28,24 +27,6 @@ HARBOR_NAME = "harbor-c.berth.test"
 ROBOT = "robot$state+puller"
 
 
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def rancher_certificates(work, address):
-    """Rancher's own self-signed CA and a server certificate for `address`."""
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    openssl(
-        "req", "-x509", *ec, "-days", "2", "-subj", "/CN=dynamiclistener-ca", "-keyout", str(work / "ca.key"), "-out", str(work / "ca.pem")
-    )
-    openssl("req", *ec, "-subj", "/CN=rancher", "-keyout", str(work / "server.key"), "-out", str(work / "server.csr"))
-    (work / "san.ext").write_text("subjectAltName=IP:%s,IP:127.0.0.1\n" % address)
-    openssl(
-        *("x509", "-req", "-in", str(work / "server.csr"), "-CA", str(work / "ca.pem"), "-CAkey", str(work / "ca.key")),
-        *("-CAcreateserial", "-days", "2", "-extfile", str(work / "san.ext"), "-out", str(work / "server.pem")),
-    )
-
-
 @pytest.fixture(scope="module")
 def site(lab, tmp_path_factory):
     names = sorted(lab.hosts)
@@ -53,7 +34,8 @@ def site(lab, tmp_path_factory):
     rancher_host = next(n for n in names if n.endswith("-a2"))
     gateway = lab_exec(rancher_host, "ip route show default", check=True).stdout.split()[2]
     work = tmp_path_factory.mktemp("nostate")
-    rancher_certificates(work, gateway)
+    # Rancher's own self-signed CA, as a default Docker install has.
+    throwaway_tls(work, ["IP:" + gateway, "IP:127.0.0.1"], "dynamiclistener-ca")
     overlay = {"all": {"children": {"harbor": {"hosts": {harbor_host: {}}}, "rancher_server": {"hosts": {rancher_host: {}}}}}}
     (work / "overlay.yml").write_text(yaml.safe_dump(overlay))
     with (

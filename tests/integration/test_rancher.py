@@ -7,12 +7,11 @@ the cluster's own nodes only, proven with real packets."""
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import yaml
-from labtools import ROOT, can_connect, lab_exec, lab_secrets
+from labtools import ROOT, can_connect, lab_exec, lab_secrets, throwaway_tls
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from rancher_standin import RancherStandIn
@@ -29,10 +28,6 @@ CLUSTER = {
 }
 
 
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def rancher(lab, tmp_path_factory):
     names = sorted(lab.hosts)
@@ -40,55 +35,7 @@ def rancher(lab, tmp_path_factory):
     gateway = lab_exec(pick["-a1"], "ip route show default", check=True).stdout.split()[2]
     work = tmp_path_factory.mktemp("rancher")
     # Rancher's own self-signed CA, as a default Docker install has.
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=dynamiclistener-ca",
-        "-keyout",
-        str(work / "ca.key"),
-        "-out",
-        str(work / "ca.pem"),
-    )
-    openssl(
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=rancher",
-        "-keyout",
-        str(work / "server.key"),
-        "-out",
-        str(work / "server.csr"),
-    )
-    (work / "san.ext").write_text("subjectAltName=IP:%s,IP:127.0.0.1\n" % gateway)
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(work / "server.csr"),
-        "-CA",
-        str(work / "ca.pem"),
-        "-CAkey",
-        str(work / "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        str(work / "san.ext"),
-        "-out",
-        str(work / "server.pem"),
-    )
+    throwaway_tls(work, ["IP:" + gateway, "IP:127.0.0.1"], "dynamiclistener-ca")
     # Host vars, so they outrank the lab's group_vars/all (inline group vars would not).
     node_firewall = {
         "rancher_node_firewall": "{{ rancher_clusters | berth.ops.berth_rancher_firewall(groups, hostvars, inventory_hostname) }}",
