@@ -14,7 +14,7 @@ spec.loader.exec_module(bench)
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
-    return bench.tls_files(str(tmp_path_factory.mktemp("tls")))
+    return bench.throwaway_tls(tmp_path_factory.mktemp("tls"), ["IP:127.0.0.1"])
 
 
 @pytest.mark.parametrize(
