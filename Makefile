@@ -37,7 +37,7 @@ lab-down: venv
 	@$(ENGINE) release
 
 test: venv
-	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit sanity lab-tests molecule
+	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit lab-tests LAB_TESTS_ARGS=--tails
 
 # ansible-lint gets an Ansible home of its own: a berth.ops installed under
 # ~/.ansible (the README's install command) would shadow the repo's own.
@@ -66,7 +66,8 @@ ee: venv
 	@$(ENGINE) run -- bash -c 'scripts/host-image.sh build && scripts/ee.sh build'
 
 # Each suite alone runs on one test lab made by `make lab` itself; `make
-# test` runs both as two sessions on two labs at once (scripts/lab-tests.sh).
+# test` runs both as two sessions on two labs at once (scripts/lab-tests.sh),
+# with sanity and Molecule after them in the same two slots (--tails).
 PYTEST_LAB := pytest -q --durations=30
 integration: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
@@ -78,7 +79,7 @@ faults: venv
 
 lab-tests: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
-	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- scripts/lab-tests.sh
+	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- scripts/lab-tests.sh $(LAB_TESTS_ARGS)
 
 molecule: venv
 	@$(ENGINE) run -- scripts/host-image.sh build

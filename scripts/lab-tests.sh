@@ -4,24 +4,44 @@
 # the time, so two labs finish sooner than one; the rest is CPU-bound on 2
 # cores, and a third lab was measured to gain nothing. Each session's output
 # is printed whole, in turn; the exit status is the first failure's.
+#
+# With --tails (make test), each slot then runs one more make target, so
+# ansible-test sanity and Molecule fill the time one session waits for the
+# other instead of running after both.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logs=.cache/lab-tests
 mkdir -p "$logs"
+tails=false
+[ "${1:-}" = --tails ] && tails=true
 it=tests/integration
-# name campus | test paths: about the same wall time each. The first session
-# is the one `make lab`'s default-named test lab runs, with the README and
-# make-lab tests and the teardown test that proves nothing is left behind.
+# name campus | test paths | tail target: about the same wall time each. The
+# first session is the one `make lab`'s default-named test lab runs, with the
+# README and make-lab tests and the teardown test that proves nothing is left
+# behind (Molecule's objects, which come and go beside it, are told apart).
 sessions=(
-  "berth-test 10.78.0.0/16|$it --ignore=$it/test_rollout.py --ignore=$it/test_collection.py --ignore=$it/test_no_control_state.py"
-  "berth-test2 10.80.0.0/16|$it/test_collection.py $it/test_no_control_state.py tests/faults $it/test_rollout.py"
+  "berth-test 10.78.0.0/16|$it --ignore=$it/test_rollout.py --ignore=$it/test_collection.py --ignore=$it/test_no_control_state.py|sanity"
+  "berth-test2 10.80.0.0/16|$it/test_collection.py $it/test_no_control_state.py tests/faults $it/test_rollout.py|molecule"
 )
+slot() {
+  local name=$1 campus=$2 tail=$3 rc
+  shift 3
+  BERTH_TEST_LAB_NAME=$name BERTH_TEST_LAB_CAMPUS=$campus pytest -q -p no:cacheprovider --durations=25 "$@"
+  rc=$?
+  if $tails; then
+    echo "=== then make $tail ==="
+    SECONDS=0
+    make --no-print-directory "$tail" || { [ "$rc" -eq 0 ] && rc=1; }
+    echo "=== make $tail: ${SECONDS} s ==="
+  fi
+  return "$rc"
+}
 pids=()
 for i in "${!sessions[@]}"; do
-  read -r name campus <<<"${sessions[$i]%%|*}"
-  read -ra paths <<<"${sessions[$i]#*|}"
-  BERTH_TEST_LAB_NAME=$name BERTH_TEST_LAB_CAMPUS=$campus \
-    pytest -q -p no:cacheprovider --durations=25 "${paths[@]}" >"$logs/$name.log" 2>&1 &
+  IFS='|' read -r head paths tail <<<"${sessions[$i]}"
+  read -r name campus <<<"$head"
+  read -ra args <<<"$paths"
+  slot "$name" "$campus" "$tail" "${args[@]}" >"$logs/$name.log" 2>&1 &
   pids+=($!)
 done
 trap 'kill "${pids[@]}" 2>/dev/null' INT TERM

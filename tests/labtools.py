@@ -44,6 +44,11 @@ def ansible_playbook(*args, env=None, timeout=1800):
     """Run ansible-playbook from the project root, return output and recap."""
     full_env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
     full_env.update(env or {})
+    trace = os.environ.get("BERTH_TEST_TRACE")
+    if trace:
+        # Where a slow test spends its time: each run's output with per-task times.
+        full_env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
+    started = time.monotonic()
     proc = subprocess.run(
         ["ansible-playbook", *args],
         cwd=ROOT,
@@ -54,6 +59,10 @@ def ansible_playbook(*args, env=None, timeout=1800):
         timeout=timeout,
         check=False,
     )
+    if trace:
+        os.makedirs(trace, exist_ok=True)
+        with open(os.path.join(trace, "%.3f.log" % started), "w", encoding="utf-8") as stream:
+            stream.write("%.1f s: ansible-playbook %s\n%s" % (time.monotonic() - started, " ".join(args), proc.stdout))
     return PlaybookRun(list(args), proc.returncode, proc.stdout, parse_recap(proc.stdout))
 
 
@@ -66,15 +75,33 @@ def docker(*args, check=True):
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout
 
 
+def molecule_objects():
+    """The containers and networks of running Molecule scenarios (labelled
+    owner=molecule) and the volumes those containers mount, by kind."""
+    containers = set(docker("ps", "-aq", "--no-trunc", "--filter", "label=owner=molecule").split())
+    volumes = set()
+    if containers:
+        mounts = docker(
+            "inspect", "--format", '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', *containers, check=False
+        )
+        volumes = set(mounts.split())
+    networks = set(docker("network", "ls", "-q", "--no-trunc", "--filter", "label=owner=molecule").split())
+    return {"containers": containers, "networks": networks, "volumes": volumes}
+
+
 def docker_objects(lab_name=None):
     """Every container, network and volume of the local engine, by id. With
     `lab_name`, the labelled objects of other test labs are left out: a
-    second test session's lab comes and goes meanwhile."""
+    second test session's lab comes and goes meanwhile, and so may the
+    Molecule scenarios that make test runs beside the lab sessions."""
     listings = {
         "containers": ("ps", "-aq", "--no-trunc"),
         "networks": ("network", "ls", "-q", "--no-trunc"),
         "volumes": ("volume", "ls", "-q"),
     }
+    # Molecule's objects are looked up before and after the listing, so one
+    # made or removed meanwhile is still known as Molecule's.
+    others = molecule_objects() if lab_name else {}
     found = {}
     for kind, command in listings.items():
         ids = set(docker(*command).split())
@@ -83,6 +110,9 @@ def docker_objects(lab_name=None):
             ours = set(docker(*command, "--filter", "label=berth.lab=" + lab_name).split())
             ids -= labelled - ours
         found[kind] = ids
+    if lab_name:
+        for kind, ids in molecule_objects().items():
+            found[kind] -= ids | others[kind]
     return found
 
 

@@ -24,7 +24,7 @@ def test_first_converge_succeeds_on_every_host(lab):
 
 
 def test_second_converge_changes_nothing(lab):
-    second = lab.playbook("playbooks/site.yml")
+    second = lab.second_converge or lab.playbook("playbooks/site.yml")
     assert second.returncode == 0, second.explain()
     assert set(second.recap) == set(lab.hosts)
     assert second.changed() == dict.fromkeys(lab.hosts, 0), second.explain()

@@ -23,12 +23,16 @@ def test_make_lab_prints_the_lab_the_cleanup_plan_and_the_demo_rollout(lab):
 
 
 def test_a_failing_step_shows_its_task_and_message(lab):
-    host = sorted(lab.hosts)[-1]
-    # A host without its Python (the binary itself, or interpreter discovery
-    # finds python3.N): every module fails there, for real.
-    python = lab_exec(host, "readlink -f /usr/bin/python3", check=True).stdout.strip()
-    lab_exec(host, "mv %s %s.moved" % (python, python), check=True)
+    # Hosts without their Python (the binary itself, or interpreter discovery
+    # finds python3.N): every module fails there, for real. All of them, so
+    # the converge stops at its first task instead of converging the rest.
+    hosts = sorted(lab.hosts)
+    python = lab_exec(hosts[0], "readlink -f /usr/bin/python3", check=True).stdout.strip()
+    moved = []
     try:
+        for host in hosts:
+            lab_exec(host, "mv %s %s.moved" % (python, python), check=True)
+            moved.append(host)
         made = subprocess.run(
             ["make", "--no-print-directory", "lab"],
             cwd=ROOT,
@@ -40,13 +44,14 @@ def test_a_failing_step_shows_its_task_and_message(lab):
             check=False,
         )
     finally:
-        lab_exec(host, "mv %s.moved %s" % (python, python), check=True)
+        for host in moved:
+            lab_exec(host, "mv %s.moved %s" % (python, python), check=True)
     assert made.returncode != 0
     out = made.stdout
     assert "berth: converging playbooks/site.yml ... FAILED" in out, out
     failure = out.split("FAILED", 1)[1]
     assert re.search(r"^  task   \S", failure, re.MULTILINE), out
-    assert re.search(r"^  hosts  .*%s" % host, failure, re.MULTILINE), out
+    assert all(re.search(r"^  hosts  .*%s" % host, failure, re.MULTILINE) for host in hosts), out
     assert "python" in failure.lower(), out
     assert "full log: " in failure
     assert "make lab stopped at: converging playbooks/site.yml" in out
