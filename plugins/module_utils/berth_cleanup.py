@@ -138,3 +138,21 @@ def cleanup_summary(report):
     if report["message"]:
         lines.append("  " + report["message"])
     return lines
+
+
+def report_from_hostvars(docker_hosts, hostvars, registry_hosts, dry_run, finished):
+    """cleanup_report from what every host registered (in-use lists, module
+    results). `dry_run` is only what was asked; the report says what the
+    modules did."""
+    results, registries, missing, in_use = {}, {}, [], {}
+    for host in docker_hosts:
+        facts = hostvars[host]
+        if "image_cleanup_in_use" not in facts:
+            missing.append(host)
+        else:
+            in_use[host] = facts["image_cleanup_in_use"]
+        results[host] = facts.get("image_cleanup_host_result")
+    for host in registry_hosts:
+        registries[host] = hostvars[host].get("image_cleanup_registry_result")
+    harbor = (hostvars["localhost"].get("image_cleanup_harbor_result") or {}).get("results") or [] if "localhost" in hostvars else []
+    return cleanup_report(docker_hosts, results, registries, harbor, missing, dry_run, finished, in_use)

@@ -11,6 +11,8 @@ import ipaddress
 import json
 import re
 
+from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import building_networks
+
 # units.RAMInBytes, which dockerd parses log sizes with.
 SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 ENGINE_VERSION = re.compile(r"(\d+)\.(\d+)")
@@ -332,3 +334,9 @@ def role_errors(settings, building_networks=()):
         elif key in DAEMON_OPTIONS:
             errors.extend(option_errors(key, extra[key], where))
     return errors
+
+
+def inventory_role_errors(settings, buildings):
+    """role_errors with address pools checked against every building subnet
+    of the inventory."""
+    return role_errors(settings, building_networks(buildings or {}))

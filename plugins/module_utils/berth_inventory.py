@@ -153,6 +153,27 @@ def building_of(group_names, buildings):
     return found[0]
 
 
+def building_attr(buildings, group_names, key, default=None):
+    """A setting of the host's building, e.g. its registry mirrors. Hosts
+    outside the inventory's buildings (the control host) get the default."""
+    if not buildings or not set(group_names) & set(buildings):
+        return default
+    return buildings[building_of(group_names, buildings)].get(key, default)
+
+
+def building_registry(host_vars):
+    """The registry of a host's building ('' if it has none), from the host's
+    own variables (hostvars[inventory_hostname]): the one place that says
+    where a host pulls and pushes by default."""
+    return building_attr(host_vars.get("berth_buildings") or {}, host_vars.get("group_names") or [], "registry", "")
+
+
+def overlapping_networks(cidrs, buildings):
+    """Building subnets that any of `cidrs` overlaps, as readable strings."""
+    mine = [(cidr, parse_network(cidr, cidr)) for cidr in cidrs]
+    return ["%s overlaps %s" % pair for pair in overlaps(mine, building_networks(buildings or {}))]
+
+
 def address_error(host, address, buildings, group_names):
     """Why `address` cannot be this host's address, or None.
 

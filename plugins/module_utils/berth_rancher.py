@@ -152,6 +152,19 @@ def node_membership(clusters, groups, host):
     return None, []
 
 
+def membership(clusters, groups, host):
+    """{"cluster": name or None, "roles": [...]} of a host, for playbooks."""
+    cluster, roles = node_membership(clusters, groups, host)
+    return {"cluster": cluster["name"] if cluster else None, "roles": roles}
+
+
+def node_firewall(clusters, groups, hostvars, host):
+    """firewall_sources with every cluster node's address from the inventory."""
+    members = {name for cluster in clusters or [] for name in cluster_roles(cluster, groups)}
+    addresses = {name: hostvars[name].get("ansible_host", name) for name in members}
+    return firewall_sources(clusters, groups, addresses, host)
+
+
 def cluster_body(cluster):
     """The provisioning.cattle.io cluster object for a custom (RKE2/K3s) cluster."""
     return {

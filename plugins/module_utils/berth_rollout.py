@@ -11,6 +11,7 @@ import math
 import re
 
 from ansible_collections.berth.ops.plugins.module_utils.berth_images import in_registry, parse_reference, tag_error
+from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import building_of as inventory_building_of
 
 APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -666,3 +667,32 @@ def verdict_message(title, stop, rows, statuses):
     if failed:
         return "%s finished with failed hosts, within rollout_max_fail_percentage: %s" % (title, ", ".join(failed))
     return ""
+
+
+def plan_from_hostvars(app, apps, hosts, hostvars, buildings, settings, version="", mode="deploy"):
+    """rollout_plan from the inventory as playbooks see it: each host's
+    groups and building, each building's registry. A host outside every
+    building is left to rollout_plan to refuse."""
+    group_names = {h: hostvars[h]["group_names"] for h in hosts}
+    building_of = {}
+    for host in hosts:
+        try:
+            building_of[host] = inventory_building_of(group_names[host], buildings)
+        except ValueError:
+            continue
+    registries = {name: (spec or {}).get("registry") for name, spec in (buildings or {}).items()}
+    return rollout_plan(app, apps, hosts, group_names, building_of, registries, settings or {}, version, mode)
+
+
+def summary_from_hostvars(hostvars, plan, buildings):
+    """rollout_summary from the results each planned host registered."""
+    entries = {}
+    for host in plan["hosts"]:
+        facts = hostvars[host]
+        entries[host] = {
+            "building": inventory_building_of(facts["group_names"], buildings),
+            "prepare": facts.get("rollout_prepare"),
+            "result": facts.get("rollout_result"),
+            "revert": facts.get("rollout_revert"),
+        }
+    return rollout_summary(entries, plan)
