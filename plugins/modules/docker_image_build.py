@@ -230,7 +230,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_build import (
     template_errors,
 )
 from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
-from ansible_collections.berth.ops.plugins.module_utils.berth_registry import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_registry_client import (
     RegistryClient,
     RegistryError,
     docker_ca_path,

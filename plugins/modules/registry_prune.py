@@ -289,17 +289,19 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import HarborClient, HarborError
 from ansible_collections.berth.ops.plugins.module_utils.berth_registry import (
     PLATFORM_OF_KEPT,
-    RegistryClient,
-    RegistryError,
-    StorageReader,
     artifact_candidates,
     config_deletes_enabled,
     config_describes,
     config_storage_root,
     deletion_order,
-    docker_ca_path,
     layer_bytes,
     repository_candidates,
+)
+from ansible_collections.berth.ops.plugins.module_utils.berth_registry_client import (
+    RegistryClient,
+    RegistryError,
+    StorageReader,
+    docker_ca_path,
 )
 from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     FLEET_OPTION,

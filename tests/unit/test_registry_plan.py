@@ -9,6 +9,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_registry import (
     config_storage_root,
     deletion_order,
     manifest_children,
+    platform_entry,
     registry_port,
     repository_candidates,
 )
@@ -141,6 +142,12 @@ def test_nothing_protected_or_kept_is_ever_deleted(case):
     staying = set(revisions) - deleted
     for digest in staying:
         assert not set(manifest_children(documents.get(digest))) & deleted
+
+
+def test_an_indexs_config_is_read_from_its_amd64_platform():
+    arm, amd = {"digest": d(1), "platform": {"architecture": "arm64"}}, {"digest": d(2), "platform": {"architecture": "amd64"}}
+    assert platform_entry([arm, amd]) == amd and platform_entry([arm]) == arm
+    assert platform_entry([]) is None and platform_entry(None) is None
 
 
 def test_harbor_untagged_artifacts_are_protected_by_digest():
