@@ -3,7 +3,7 @@ retention candidates of what a registry holds, the order of deletes, and
 which config describes which registry. Plain functions without I/O; the
 clients that read and delete are in berth_registry_client."""
 
-from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, time_or_none
+from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, plan, time_or_none
 
 
 def platform_entry(entries):
@@ -86,6 +86,38 @@ def deletion_order(freed, children, kept_images, protected):
                 continue
             then.add(child)
     return sorted(deleting), sorted(then), sorted(set(freed) - deleting)
+
+
+def prune_plan(found, children, own, protected, policy, now):
+    """What a prune deletes and in which order: (result fields, first, then).
+
+    The retention plan over every candidate, then deletion_order on the
+    images it frees: a freed manifest that an index which stays lists as a
+    platform is kept (PLATFORM_OF_KEPT), and the platforms of deleted
+    indexes go after them. `own` gives each identity's own bytes."""
+    found_plan = plan(
+        found,
+        untag=False,
+        keep=policy["keep"],
+        protected=protected,
+        patterns=policy["keep_patterns"],
+        grace=policy["grace"],
+        now=now,
+    )
+    items = found_plan["items"]
+    kept_images = {item["image"] for item in items if item["action"] == "keep"}
+    first, then, held = deletion_order(found_plan["images_freed"], children, kept_images, protected)
+    for item in items:
+        if item["image"] in held:
+            item.update(action="keep", reasons=[PLATFORM_OF_KEPT])
+    fields = {
+        "plan": items,
+        "kept": [item["ref"] for item in items if item["action"] == "keep"],
+        "removed": [item["ref"] for item in items if item["action"] == "remove"],
+        "planned": first + then,
+        "planned_bytes": sum(own.get(identity, 0) for identity in first + then),
+    }
+    return fields, first, then
 
 
 def registry_port(registry, scheme="https"):
