@@ -195,3 +195,69 @@ def build_diff(before_hash, before_tags, after_hash, after_tags, pushed=()):
     if pushed:
         after["pushed"] = sorted(pushed)
     return {"before": before, "after": after}
+
+
+# -- what a run does, once it knows what exists -------------------------------------------
+PERMANENT_PUSH_ERRORS = ("unauthorized", "denied", "x509", "certificate", "authentication required")
+
+
+def name_tags(name, repo_tags):
+    """The tags of repository `name` among an image's RepoTags."""
+    return [t for t in repo_tags or [] if t.startswith(name + ":")]
+
+
+def existing_tags(name, literal_tags, repo_tags):
+    """An image with the input hash is here already: (the tags it ends up
+    with, the ones to add, the ones it had). The requested tags come first:
+    callers print the first one."""
+    requested = ["%s:%s" % (name, t) for t in literal_tags]
+    had = name_tags(name, repo_tags)
+    retag = [t for t in requested if t not in had]
+    return requested + sorted(set(had) - set(requested)), retag, had
+
+
+def decide(name, literal_tags, local_image, registry_found):
+    """What a run does, in this order: an image here with the input hash
+    gets the requested literal tags ("tag", no build); else an image in the
+    registry with it is the result ("found"); else it builds ("build").
+    `local_image`: the engine's image list entry; `registry_found`: {"tag",
+    "digest"} of the registry's image, or None."""
+    if local_image:
+        tags, retag, had = existing_tags(name, literal_tags, local_image.get("RepoTags"))
+        return {"action": "tag", "image_id": local_image["Id"], "tags": tags, "retag": retag, "had": had}
+    if registry_found:
+        return {"action": "found", "tags": ["%s:%s" % (name, registry_found["tag"])], "digest": registry_found["digest"]}
+    return {"action": "build"}
+
+
+def scan_order(literal_tags, registry_tags, scan):
+    """The registry's tags to look for the input hash under: the requested
+    literal tags it has, then the `scan` others that sort last (the newest,
+    for timestamp tags)."""
+    return [t for t in literal_tags if t in registry_tags] + sorted(set(registry_tags) - set(literal_tags), reverse=True)[:scan]
+
+
+def needs_git_sha(templates):
+    return any("{git_sha}" in t for t in templates)
+
+
+def already_pushed(name, remote_digest, local_digests):
+    """Whether the registry's manifest of a tag is this image's: the image
+    knows it among its RepoDigests."""
+    return bool(remote_digest) and "%s@%s" % (name, remote_digest) in local_digests
+
+
+def permanent_push_error(message):
+    """Whether a retry cannot help: credentials or TLS are wrong."""
+    return any(word in message.lower() for word in PERMANENT_PUSH_ERRORS)
+
+
+def registry_scheme(registry_config, registry):
+    """How the engine talks to `registry`: http when its RegistryConfig
+    (from the engine's info) marks it insecure or it is on loopback (the
+    engine's own insecure range); else https."""
+    secure = registry_config.get("IndexConfigs", {}).get(registry, {}).get("Secure", True)
+    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry.split("]")[0][1:]
+    if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
+        secure = False
+    return "https" if secure else "http"

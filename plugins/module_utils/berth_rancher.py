@@ -1,14 +1,12 @@
-"""Rancher for berth: the API client the rancher modules share, and the
-decisions behind the rancher role (cluster definitions from inventory groups,
-node roles, install arguments, firewall sources). Decisions are plain
-functions without I/O."""
+"""Rancher for berth: the decisions behind the rancher role and modules
+(cluster definitions from inventory groups, node roles, install arguments,
+firewall sources, token rotation). Plain functions without I/O; the API
+client the rancher modules share is in berth_rancher_client."""
 
 import hashlib
-import json
 import re
 
-from ansible.module_utils.six.moves.urllib.parse import quote, urlsplit
-from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError, HttpSession
+from ansible.module_utils.six.moves.urllib.parse import urlsplit
 
 KUBERNETES_VERSION = re.compile(r"^v1\.\d+\.\d+\+(?:rke2r\d+|k3s\d+)$")
 CLUSTER_NAME = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
@@ -20,13 +18,6 @@ PASSWORD_MIN_LENGTH = 12  # Rancher's default password-min-length
 AGENT_CONNECTION_FILE = "/var/lib/rancher/agent/rancher2_connection_info.json"
 
 
-class RancherError(Exception):
-    def __init__(self, message, status=None):
-        super().__init__(message)
-        self.status = status
-
-
-# -- decisions ----------------------------------------------------------------------------------------
 def server_url_error(url):
     parts = urlsplit(url or "")
     if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") or parts.query:
@@ -206,78 +197,3 @@ def ca_checksum(pem):
     """What --ca-checksum is: the sha256 of /cacerts exactly as served."""
     data = pem.encode() if isinstance(pem, str) else pem
     return hashlib.sha256(data).hexdigest()
-
-
-# -- the API client ----------------------------------------------------------------------------------------
-class RancherClient:
-    def __init__(self, url, token=None, ca_path=None, validate_certs=True, timeout=30):
-        self.url = url.rstrip("/")
-        self.token = token
-        self.ca_path = ca_path
-        self.validate_certs = validate_certs
-        self.timeout = timeout
-        self.session = HttpSession(ca_path=ca_path, validate_certs=validate_certs, timeout=timeout)
-
-    def request(self, method, path, body=None, expect=(200,), token=None, raw=False):
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        bearer = token or self.token
-        if bearer:
-            headers["Authorization"] = "Bearer %s" % bearer
-        try:
-            status, _unused, data = self.session.request(
-                method, self.url + path, headers, json.dumps(body).encode() if body is not None else None
-            )
-        except HttpError as exc:
-            raise RancherError("Rancher at %s is unreachable: %s" % (self.url, exc)) from None
-        if status not in expect:
-            try:
-                detail = json.loads(data).get("message") or data.decode(errors="replace")
-            except ValueError:
-                detail = data.decode(errors="replace")[:300]
-            raise RancherError("Rancher %s %s answered HTTP %s: %s" % (method, path.split("?")[0], status, detail), status)
-        if raw:
-            return status, data
-        return status, json.loads(data) if data else None
-
-    def login(self, password):
-        """A session token for admin, or None when Rancher refuses the password."""
-        try:
-            _unused, token = self.request(
-                "POST",
-                "/v3-public/localProviders/local?action=login",
-                {"username": "admin", "password": password, "responseType": "token", "description": "berth bootstrap", "ttl": 600000},
-                expect=(200, 201),
-            )
-        except RancherError as exc:
-            if exc.status in (401, 403):
-                return None
-            raise
-        return token["token"]
-
-    def cacerts(self):
-        return self.request("GET", "/cacerts", raw=True)[1]
-
-    def setting(self, name):
-        return self.request("GET", "/v3/settings/%s" % quote(name, safe=""))[1]
-
-    def cluster(self, name):
-        try:
-            return self.request("GET", "/v1/provisioning.cattle.io.clusters/%s/%s" % (FLEET_NAMESPACE, name))[1]
-        except RancherError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def registration_token(self, cluster_id, create=True):
-        """(token, whether it had to be created); (None, True) when one is missing and create is off."""
-        tokens = self.request("GET", "/v3/clusterregistrationtokens?clusterId=%s" % quote(cluster_id, safe=""))[1]["data"]
-        if tokens:
-            return tokens[0]["token"], False
-        if not create:
-            return None, True
-        created = self.request(
-            "POST", "/v3/clusterregistrationtokens", {"type": "clusterRegistrationToken", "clusterId": cluster_id}, expect=(200, 201)
-        )[1]
-        return created["token"], True

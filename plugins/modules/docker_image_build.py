@@ -212,25 +212,32 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.berth.ops.plugins.module_utils.berth_build import (
     HASH_LABEL,
+    already_pushed,
     build_arg_errors,
     build_diff,
     change_reasons,
     component_labels,
+    decide,
     from_images,
     input_components,
     input_hash,
     is_template,
     layer_bytes,
     name_error,
+    name_tags,
+    needs_git_sha,
     new_layers,
     normalize_build_args,
     parse_build_stream,
     parse_push_stream,
+    permanent_push_error,
+    registry_scheme,
     render_tags,
+    scan_order,
     template_errors,
 )
 from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
-from ansible_collections.berth.ops.plugins.module_utils.berth_registry import (
+from ansible_collections.berth.ops.plugins.module_utils.berth_registry_client import (
     RegistryClient,
     RegistryError,
     docker_ca_path,
@@ -244,8 +251,6 @@ try:
     HAS_DOCKER = True
 except ImportError:
     HAS_DOCKER = False
-
-PERMANENT_PUSH_ERRORS = ("unauthorized", "denied", "x509", "certificate", "authentication required")
 
 
 def validate(module):
@@ -311,54 +316,18 @@ def with_retries(module, action, what, registry):
             return action()
         except (RegistryError, docker.errors.APIError, OSError, RuntimeError) as exc:
             message = str(exc)
-            permanent = any(word in message.lower() for word in PERMANENT_PUSH_ERRORS)
-            if permanent or attempt >= p["push_retries"]:
+            if permanent_push_error(message) or attempt >= p["push_retries"]:
                 module.fail_json(msg="%s failed after %d attempt(s) against registry %s: %s" % (what, attempt + 1, registry, message))
             time.sleep(delay)
             delay, attempt = delay * 2, attempt + 1
 
 
 def registry_client(client, registry):
-    info = client.info().get("RegistryConfig", {})
-    secure = info.get("IndexConfigs", {}).get(registry, {}).get("Secure", True)
-    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry.split("]")[0][1:]
-    if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
-        secure = False
+    """A client of `registry` that reaches it as the engine does, with the
+    credentials of `docker login`."""
+    scheme = registry_scheme(client.info().get("RegistryConfig", {}), registry)
     user, password = docker_credentials(registry)
-    return RegistryClient(
-        registry, scheme="https" if secure else "http", ca_path=docker_ca_path(registry), username=user, password=password
-    )
-
-
-def find_local(client, digest):
-    images = client.images(filters={"label": "%s=%s" % (HASH_LABEL, digest)})
-    return max(images, key=lambda image: image.get("Created", 0)) if images else None
-
-
-def find_in_registry(module, client, ref, digest, literal_tags):
-    if not ref.registry:
-        return None
-    registry = registry_client(client, ref.registry)
-    tags = with_retries(module, lambda: registry.tags(ref.repository), "listing tags of %s" % ref.name, ref.registry)
-    candidates = [t for t in literal_tags if t in tags] + sorted(set(tags) - set(literal_tags), reverse=True)[
-        : module.params["registry_scan"]
-    ]
-    for tag in candidates:
-        config = registry.image_config(ref.repository, tag) or {}
-        if (config.get("config") or {}).get("Labels", {}).get(HASH_LABEL) == digest:
-            return {"tag": tag, "digest": registry.manifest_digest(ref.repository, tag)}
-    return None
-
-
-def previous_image(client, name, literal_tags):
-    """The image to explain a rebuild against: the one holding the first
-    literal tag, else the newest berth-built image of the name."""
-    images = [i for i in client.images(name=name) if (i.get("Labels") or {}).get(HASH_LABEL)]
-    for tag in literal_tags:
-        holder = [i for i in images if "%s:%s" % (name, tag) in (i.get("RepoTags") or [])]
-        if holder:
-            return holder[0]
-    return max(images, key=lambda image: image.get("Created", 0)) if images else None
+    return RegistryClient(registry, scheme=scheme, ca_path=docker_ca_path(registry), username=user, password=password)
 
 
 def manifest_path(module, digest):
@@ -390,6 +359,251 @@ def push_tag(module, client, name, tag):
     return with_retries(module, attempt, "pushing %s:%s" % (name, tag), parse_reference(name).registry or "docker.io")
 
 
+class Build:
+    """One run, phase by phase: hash the inputs, look for an image with that
+    hash (here, then in the registry), decide (berth_build.decide), build,
+    tag, push, report. self.result is what the module returns."""
+
+    def __init__(self, module, client):
+        self.module = module
+        self.client = client
+        self.p = module.params
+        self.ref = parse_reference(self.p["name"])
+        self.literal = [t for t in self.p["tags"] if not is_template(t)]
+        self.durations = {"hash": 0.0, "build": 0.0, "push": 0.0}
+        self.digest = None
+        self.files = {}
+        self.components = {}
+        self.base_ids = {}
+        self.result = {}
+
+    def run(self):
+        self.hash_inputs()
+        self.check_registry()
+        image = self.find_local()
+        found = self.find_in_registry() if not image and self.p["push"] else None
+        decision = decide(self.ref.name, self.literal, image, found)
+        if decision["action"] == "found":
+            self.result.update(tags=decision["tags"], digest=decision["digest"], reasons=["the registry already has this input hash"])
+            return self.result
+        if decision["action"] == "tag":
+            image_id, tags, retag = decision["image_id"], decision["tags"], decision["retag"]
+            before = (self.digest, decision["had"])
+        else:
+            previous, before = self.explain()
+            if self.module.check_mode:
+                return self.would_build(before)
+            image_id, tags = self.build(previous)
+            retag = tags[1:]
+        self.tag(image_id, retag)
+        pushed = self.push(image_id, tags)
+        return self.report(image_id, tags, before, pushed)
+
+    # -- the input hash ------------------------------------------------------------------------
+    def hash_inputs(self):
+        """The context's files, the Dockerfile, the build settings and the
+        IDs of the FROM images as this engine has them, hashed."""
+        p = self.p
+        started = time.monotonic()
+        with open(os.path.join(p["path"], p["dockerfile"]), encoding="utf-8") as stream:
+            dockerfile_text = stream.read()
+        self.files = context_manifest(p["path"], p["dockerfile"])
+        for base in from_images(dockerfile_text, p["build_args"]):
+            if not base or "$" in base:
+                self.module.fail_json(msg="dockerfile: a FROM line resolves to %r; give its ARG a value in build_args" % base)
+            try:
+                self.base_ids[base] = self.client.inspect_image(base)["Id"]
+            except docker.errors.NotFound:
+                self.base_ids[base] = "absent"
+        self.components = input_components(
+            self.files, dockerfile_text, p["build_args"], p["target"], p["platform"], p["labels"], self.base_ids
+        )
+        self.digest = input_hash(self.components)
+        self.durations["hash"] = round(time.monotonic() - started, 3)
+        self.result = {
+            "changed": False,
+            "input_hash": self.digest,
+            "built": False,
+            "pushed": False,
+            "pushed_layers": [],
+            "pushed_bytes": 0,
+            "reasons": [],
+            "durations": self.durations,
+        }
+
+    # -- what exists ---------------------------------------------------------------------------
+    def registry(self):
+        """A fresh client for each phase: a token taken before a long build
+        may have expired by the push."""
+        return registry_client(self.client, self.ref.registry)
+
+    def check_registry(self):
+        """Before anything is built, the registry of a push must answer."""
+        if self.p["push"] and self.ref.registry:
+            with_retries(self.module, self.registry().ping, "checking the registry", self.ref.registry)
+
+    def find_local(self):
+        images = self.client.images(filters={"label": "%s=%s" % (HASH_LABEL, self.digest)})
+        return max(images, key=lambda image: image.get("Created", 0)) if images else None
+
+    def find_in_registry(self):
+        """{"tag", "digest"} of an image in the registry with the input hash."""
+        ref = self.ref
+        if not ref.registry:
+            return None
+        registry = self.registry()
+        tags = with_retries(self.module, lambda: registry.tags(ref.repository), "listing tags of %s" % ref.name, ref.registry)
+        for tag in scan_order(self.literal, tags, self.p["registry_scan"]):
+            config = registry.image_config(ref.repository, tag) or {}
+            if (config.get("config") or {}).get("Labels", {}).get(HASH_LABEL) == self.digest:
+                return {"tag": tag, "digest": registry.manifest_digest(ref.repository, tag)}
+        return None
+
+    def previous_image(self):
+        """The image to explain a rebuild against: the one holding the first
+        literal tag, else the newest berth-built image of the name."""
+        images = [i for i in self.client.images(name=self.ref.name) if (i.get("Labels") or {}).get(HASH_LABEL)]
+        for tag in self.literal:
+            holder = [i for i in images if "%s:%s" % (self.ref.name, tag) in (i.get("RepoTags") or [])]
+            if holder:
+                return holder[0]
+        return max(images, key=lambda image: image.get("Created", 0)) if images else None
+
+    # -- the build -----------------------------------------------------------------------------
+    def explain(self):
+        """(previous image, (its input hash, its tags)), and in the result
+        why a build is needed."""
+        previous = self.previous_image()
+        labels = (previous or {}).get("Labels") or {}
+        self.result["reasons"] = change_reasons(labels, self.components, load_manifest(self.module, labels.get(HASH_LABEL)), self.files)
+        return previous, (labels.get(HASH_LABEL), name_tags(self.ref.name, (previous or {}).get("RepoTags")))
+
+    def would_build(self, before):
+        """Check mode stops before the build: that it would run, and why.
+        The diff shows the tags as given, templates unrendered."""
+        if self.module._diff:
+            self.result["diff"] = build_diff(*before, self.digest, ["%s:%s" % (self.ref.name, t) for t in self.p["tags"]])
+        return dict(self.result, changed=True)
+
+    def known_layers(self, previous):
+        """Layers the engine had before this build: the FROM images' and the previous build's."""
+        known = []
+        for base_id in self.base_ids.values():
+            if base_id != "absent":
+                known += self.client.inspect_image(base_id)["RootFS"].get("Layers", [])
+        if previous:
+            known += self.client.inspect_image(previous["Id"])["RootFS"].get("Layers", [])
+        return known
+
+    def build(self, previous):
+        """(image id, full tags); the build gets the first tag."""
+        p = self.p
+        rendered = render_tags(
+            p["tags"],
+            datetime.datetime.now(datetime.UTC),
+            git_sha(self.module, p["path"]) if needs_git_sha(p["tags"]) else None,
+            self.digest,
+        )
+        tags = ["%s:%s" % (self.ref.name, t) for t in rendered]
+        labels = dict(p["labels"], **component_labels(self.components, self.digest))
+        known_layers = self.known_layers(previous)
+        kwargs = {"platform": p["platform"]} if p["platform"] else {}
+        build_started = time.monotonic()
+        stream = self.client.build(
+            path=p["path"],
+            dockerfile=p["dockerfile"],
+            tag=tags[0],
+            buildargs=normalize(p["build_args"]),
+            target=p["target"],
+            labels=labels,
+            cache_from=p["cache_from"] or None,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            **kwargs,
+        )
+        outcome = parse_build_stream(stream)
+        self.durations["build"] = round(time.monotonic() - build_started, 3)
+        if outcome["error"] or not outcome["image_id"]:
+            self.module.fail_json(
+                msg="build failed: %s" % (outcome["error"] or "no image produced"), build_log=outcome["log"], **self.result
+            )
+        image_id = self.client.inspect_image(tags[0])["Id"]
+        layers = self.client.inspect_image(image_id)["RootFS"].get("Layers", [])
+        built = new_layers(layers, known_layers)
+        self.result.update(
+            changed=True,
+            built=True,
+            layers_built=len(built),
+            layers_reused=len(layers) - len(built),
+            steps={"total": outcome["steps"], "cached": outcome["steps_cached"], "run": outcome["steps"] - outcome["steps_cached"]},
+        )
+        save_manifest(self.module, self.digest, self.files)
+        return image_id, tags
+
+    # -- tags and the push ---------------------------------------------------------------------
+    def tag(self, image_id, retag):
+        if retag and not self.module.check_mode:
+            for full in retag:
+                self.client.tag(image_id, self.ref.name, full.rsplit(":", 1)[1], force=True)
+        if retag:
+            self.result["changed"] = True
+
+    def push(self, image_id, tags):
+        """The tags sent (in check mode: that would be sent) to the registry:
+        those whose manifest there is not this image's."""
+        ref, result = self.ref, self.result
+        to_push = []
+        if not (self.p["push"] and ref.registry):
+            return to_push
+        push_started = time.monotonic()
+        registry = self.registry()
+        local_digests = self.client.inspect_image(image_id).get("RepoDigests") or []
+        for full in tags:
+            tag = full.rsplit(":", 1)[1]
+            remote = with_retries(
+                self.module, lambda t=tag: registry.manifest_digest(ref.repository, t), "checking %s" % full, ref.registry
+            )
+            if already_pushed(ref.name, remote, local_digests):
+                result["digest"] = remote
+                continue
+            result["changed"] = True
+            to_push.append(full)
+            if self.module.check_mode:
+                continue
+            pushed = push_tag(self.module, self.client, ref.name, tag)
+            result["pushed"] = True
+            result["digest"] = pushed["digest"]
+            result["pushed_layers"] = sorted(set(result["pushed_layers"]) | set(pushed["pushed"]))
+        if result.get("digest") and not self.module.check_mode:
+            self.measure(registry, image_id)
+        self.durations["push"] = round(time.monotonic() - push_started, 3)
+        return to_push
+
+    def measure(self, registry, image_id):
+        """Compressed bytes of the image and of what this push uploaded,
+        from the registry's manifest."""
+        ref, result = self.ref, self.result
+        found = with_retries(self.module, lambda: registry.manifest(ref.repository, result["digest"]), "reading the manifest", ref.registry)
+        sizes = layer_bytes(self.client.inspect_image(image_id)["RootFS"].get("Layers", []), found[2] if found else {})
+        result["image_bytes"] = sum(sizes.values())
+        result["pushed_bytes"] = sum(sizes.get(layer, 0) for layer in result["pushed_layers"])
+
+    def report(self, image_id, tags, before, pushed):
+        self.result.update(image_id=image_id, tags=tags, size=self.client.inspect_image(image_id).get("Size"))
+        if self.module._diff and self.result["changed"]:
+            self.result["diff"] = build_diff(*before, self.digest, tags, pushed)
+        return self.result
+
+
+def connect(module):
+    p = module.params
+    try:
+        return docker.APIClient(base_url=p["docker_host"], version="auto", timeout=p["timeout"])
+    except docker.errors.DockerException as exc:
+        module.fail_json(msg="cannot reach the Docker engine at %s: %s" % (p["docker_host"], exc))
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -416,155 +630,7 @@ def main():
     validate(module)
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker (python3-docker)"))
-    p = module.params
-    ref = parse_reference(p["name"])
-    try:
-        client = docker.APIClient(base_url=p["docker_host"], version="auto", timeout=p["timeout"])
-    except docker.errors.DockerException as exc:
-        module.fail_json(msg="cannot reach the Docker engine at %s: %s" % (p["docker_host"], exc))
-
-    started = time.monotonic()
-    durations = {"hash": 0.0, "build": 0.0, "push": 0.0}
-    with open(os.path.join(p["path"], p["dockerfile"]), encoding="utf-8") as stream:
-        dockerfile_text = stream.read()
-    files = context_manifest(p["path"], p["dockerfile"])
-    bases = from_images(dockerfile_text, p["build_args"])
-    base_ids = {}
-    for base in bases:
-        if not base or "$" in base:
-            module.fail_json(msg="dockerfile: a FROM line resolves to %r; give its ARG a value in build_args" % base)
-        try:
-            base_ids[base] = client.inspect_image(base)["Id"]
-        except docker.errors.NotFound:
-            base_ids[base] = "absent"
-    components = input_components(files, dockerfile_text, p["build_args"], p["target"], p["platform"], p["labels"], base_ids)
-    digest = input_hash(components)
-    literal = [t for t in p["tags"] if not is_template(t)]
-    durations["hash"] = round(time.monotonic() - started, 3)
-    result = {
-        "changed": False,
-        "input_hash": digest,
-        "built": False,
-        "pushed": False,
-        "pushed_layers": [],
-        "pushed_bytes": 0,
-        "reasons": [],
-        "durations": durations,
-    }
-
-    if p["push"]:
-        registry = registry_client(client, ref.registry) if ref.registry else None
-        if registry:
-            with_retries(module, registry.ping, "checking the registry", ref.registry)
-
-    image = find_local(client, digest)
-    if not image and p["push"]:
-        found = find_in_registry(module, client, ref, digest, literal)
-        if found:
-            result.update(
-                tags=["%s:%s" % (ref.name, found["tag"])], digest=found["digest"], reasons=["the registry already has this input hash"]
-            )
-            module.exit_json(**result)
-
-    if image:
-        image_id = image["Id"]
-        tags = ["%s:%s" % (ref.name, t) for t in literal]
-        existing = [t for t in image.get("RepoTags") or [] if t.startswith(ref.name + ":")]
-        retag = [t for t in tags if t not in existing]
-        before = (digest, existing)
-        # The requested tags first: callers print the first one.
-        tags = tags + sorted(set(existing) - set(tags))
-    else:
-        previous = previous_image(client, ref.name, literal)
-        previous_labels = (previous or {}).get("Labels") or {}
-        result["reasons"] = change_reasons(previous_labels, components, load_manifest(module, previous_labels.get(HASH_LABEL)), files)
-        previous_tags = [t for t in (previous or {}).get("RepoTags") or [] if t.startswith(ref.name + ":")]
-        before = (previous_labels.get(HASH_LABEL), previous_tags)
-        if module.check_mode:
-            if module._diff:
-                result["diff"] = build_diff(*before, digest, ["%s:%s" % (ref.name, t) for t in p["tags"]])
-            module.exit_json(changed=True, **{k: v for k, v in result.items() if k != "changed"})
-        rendered = render_tags(
-            p["tags"],
-            datetime.datetime.now(datetime.UTC),
-            git_sha(module, p["path"]) if any("{git_sha}" in t for t in p["tags"]) else None,
-            digest,
-        )
-        tags = ["%s:%s" % (ref.name, t) for t in rendered]
-        labels = dict(p["labels"], **component_labels(components, digest))
-        known_layers = []
-        for base_id in base_ids.values():
-            if base_id != "absent":
-                known_layers += client.inspect_image(base_id)["RootFS"].get("Layers", [])
-        if previous:
-            known_layers += client.inspect_image(previous["Id"])["RootFS"].get("Layers", [])
-        kwargs = {"platform": p["platform"]} if p["platform"] else {}
-        build_started = time.monotonic()
-        stream = client.build(
-            path=p["path"],
-            dockerfile=p["dockerfile"],
-            tag=tags[0],
-            buildargs=normalize(p["build_args"]),
-            target=p["target"],
-            labels=labels,
-            cache_from=p["cache_from"] or None,
-            rm=True,
-            forcerm=True,
-            decode=True,
-            **kwargs,
-        )
-        outcome = parse_build_stream(stream)
-        durations["build"] = round(time.monotonic() - build_started, 3)
-        if outcome["error"] or not outcome["image_id"]:
-            module.fail_json(msg="build failed: %s" % (outcome["error"] or "no image produced"), build_log=outcome["log"], **result)
-        image_id = client.inspect_image(tags[0])["Id"]
-        layers = client.inspect_image(image_id)["RootFS"].get("Layers", [])
-        built = new_layers(layers, known_layers)
-        result.update(
-            changed=True,
-            built=True,
-            layers_built=len(built),
-            layers_reused=len(layers) - len(built),
-            steps={"total": outcome["steps"], "cached": outcome["steps_cached"], "run": outcome["steps"] - outcome["steps_cached"]},
-        )
-        save_manifest(module, digest, files)
-        retag = tags[1:]
-
-    if retag and not module.check_mode:
-        for full in retag:
-            client.tag(image_id, ref.name, full.rsplit(":", 1)[1], force=True)
-    if retag:
-        result["changed"] = True
-
-    to_push = []
-    if p["push"] and ref.registry:
-        push_started = time.monotonic()
-        registry = registry_client(client, ref.registry)
-        local_digests = client.inspect_image(image_id).get("RepoDigests") or []
-        for full in tags:
-            tag = full.rsplit(":", 1)[1]
-            remote = with_retries(module, lambda t=tag: registry.manifest_digest(ref.repository, t), "checking %s" % full, ref.registry)
-            if remote and "%s@%s" % (ref.name, remote) in local_digests:
-                result["digest"] = remote
-                continue
-            result["changed"] = True
-            to_push.append(full)
-            if module.check_mode:
-                continue
-            pushed = push_tag(module, client, ref.name, tag)
-            result["pushed"] = True
-            result["digest"] = pushed["digest"]
-            result["pushed_layers"] = sorted(set(result["pushed_layers"]) | set(pushed["pushed"]))
-        if result.get("digest") and not module.check_mode:
-            found = with_retries(module, lambda: registry.manifest(ref.repository, result["digest"]), "reading the manifest", ref.registry)
-            sizes = layer_bytes(client.inspect_image(image_id)["RootFS"].get("Layers", []), found[2] if found else {})
-            result["image_bytes"] = sum(sizes.values())
-            result["pushed_bytes"] = sum(sizes.get(layer, 0) for layer in result["pushed_layers"])
-        durations["push"] = round(time.monotonic() - push_started, 3)
-    result.update(image_id=image_id, tags=tags, size=client.inspect_image(image_id).get("Size"))
-    if module._diff and result["changed"]:
-        result["diff"] = build_diff(*before, digest, tags, to_push)
-    module.exit_json(**result)
+    module.exit_json(**Build(module, connect(module)).run())
 
 
 def normalize(build_args):

@@ -347,7 +347,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
     spec_errors,
     to_retain,
 )
-from ansible_collections.berth.ops.plugins.module_utils.berth_switch import SwitchError, make_switch
+from ansible_collections.berth.ops.plugins.module_utils.berth_switch_client import SwitchError, make_switch
 
 DRAIN_GRACE = 3.0
 ENGINE_WAIT = 30

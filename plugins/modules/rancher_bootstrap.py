@@ -115,14 +115,13 @@ status:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
-    RancherClient,
-    RancherError,
     bootstrap_failure,
     password_errors,
     server_url_error,
     stale_tokens,
     token_id,
 )
+from ansible_collections.berth.ops.plugins.module_utils.berth_rancher_client import RancherClient, RancherError
 
 
 def main():

@@ -110,12 +110,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     CLUSTER_NAME,
     FLEET_NAMESPACE,
-    RancherClient,
-    RancherError,
     ca_checksum,
     cluster_body,
     kubernetes_version_error,
 )
+from ansible_collections.berth.ops.plugins.module_utils.berth_rancher_client import RancherClient, RancherError
 
 
 def main():

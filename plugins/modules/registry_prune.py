@@ -288,18 +288,19 @@ except ImportError:  # only the registry host's config reading needs it
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import HarborClient, HarborError
 from ansible_collections.berth.ops.plugins.module_utils.berth_registry import (
-    PLATFORM_OF_KEPT,
-    RegistryClient,
-    RegistryError,
-    StorageReader,
     artifact_candidates,
     config_deletes_enabled,
     config_describes,
     config_storage_root,
-    deletion_order,
-    docker_ca_path,
     layer_bytes,
+    prune_plan,
     repository_candidates,
+)
+from ansible_collections.berth.ops.plugins.module_utils.berth_registry_client import (
+    RegistryClient,
+    RegistryError,
+    StorageReader,
+    docker_ca_path,
 )
 from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     FLEET_OPTION,
@@ -309,7 +310,6 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     fleet_errors,
     fleet_missing,
     parse_duration,
-    plan,
     plan_diff,
     policy_errors,
     semver_key,
@@ -328,6 +328,23 @@ def wanted(repository, globs):
 def parallel(module, function, items):
     with ThreadPoolExecutor(max_workers=module.params["concurrency"]) as pool:
         return list(pool.map(function, items))
+
+
+class Backend:
+    """What main() asks of a registry, whichever it is (chosen once, from
+    the backend option):
+
+    listing(result): (candidates, {index: [children]}, {identity: own bytes}),
+    noting result["empty"]; delete(identity): True when it went, False when
+    it was gone already; gone(identity): whether it is gone now (asked after
+    a failed delete); before_deletes and after_deletes: tidying around the
+    deletes; collect(): the garbage collection's result."""
+
+    def before_deletes(self, result, doomed, kept):
+        """Nothing to do before the deletes."""
+
+    def after_deletes(self, result, gone):
+        """Nothing to do after them."""
 
 
 # -- Distribution ---------------------------------------------------------------
@@ -503,6 +520,74 @@ def distribution_gc(module, client):
     return {"blobs_deleted": len(swept), "readonly_seconds": round(time.monotonic() - started, 2)}
 
 
+class Distribution(Backend):
+    """A CNCF Distribution registry: listed from its storage when this is the
+    registry host (else over the API), deleted through the API with the
+    storage's tags of doomed manifests removed around the deletes, collected
+    by garbage-collect in a read-only window."""
+
+    def __init__(self, module):
+        self.module = module
+        self.client = distribution_client(module)
+        self.storage = StorageReader(module.params["storage_dir"])
+
+    def listing(self, result):
+        """(candidates, {index: children}, {identity: own bytes}). Fails,
+        nothing deleted, on a storage_dir that is not the registry's, a grace
+        period without push times, or a registry that refuses deletes."""
+        p = self.module.params
+        self.client.ping()
+        config = registry_config(self.module)
+        found, children, own, result["empty"] = distribution_listing(
+            self.module, self.client, config, parse_duration(p["policy"]["grace"]) > 0
+        )
+        if found:
+            result["deletes_enabled"] = deletes_enabled(self.module, self.client, config)
+        return found, children, own
+
+    def delete(self, identity):
+        return self.client.delete_manifest(*identity.split("@", 1))
+
+    def gone(self, identity):
+        repo, digest = identity.split("@", 1)
+        if self.storage.available():
+            return not self.storage.has_revision(repo, digest)
+        return self.client.manifest_digest(repo, digest) is None
+
+    def before_deletes(self, result, doomed, kept):
+        """Remove the tags of the doomed manifests in storage first (see
+        StorageReader.untag_doomed); the kept references' tags stay."""
+        if not self.storage.available():
+            return
+        by_repository, kept_tags = {}, {}
+        for identity in doomed:
+            repo, digest = identity.split("@", 1)
+            by_repository.setdefault(repo, set()).add(digest)
+        for ref in kept:
+            repo, _unused, tag = ref.rpartition(":")
+            kept_tags.setdefault(repo, set()).add(tag)
+        result["tags_removed_first"] = [
+            tag
+            for repo, digests in sorted(by_repository.items())
+            for tag in self.storage.untag_doomed(repo, digests, kept_tags.get(repo, ()))
+        ]
+
+    def after_deletes(self, result, gone):
+        """Remove the tags that still name manifests now gone."""
+        if not self.storage.available():
+            return
+        by_repository = {}
+        for identity in gone:
+            repo, digest = identity.split("@", 1)
+            by_repository.setdefault(repo, set()).add(digest)
+        result["dangling_tags_removed"] = [
+            tag for repo, digests in sorted(by_repository.items()) for tag in self.storage.untag(repo, digests)
+        ]
+
+    def collect(self):
+        return distribution_gc(self.module, self.client)
+
+
 # -- Harbor -----------------------------------------------------------------------
 def harbor_client(module):
     p = module.params
@@ -518,6 +603,32 @@ def harbor_candidates(module, client):
     for name, artifacts in zip(repositories, parallel(module, client.artifacts, repositories)):
         found += artifact_candidates(name, host, artifacts)
     return found
+
+
+class Harbor(Backend):
+    """Harbor, through its API: artifacts listed and deleted (Harbor drops
+    their tags itself), garbage collection triggered."""
+
+    def __init__(self, module):
+        self.module = module
+        self.client = harbor_client(module)
+
+    def listing(self, result):
+        found = harbor_candidates(self.module, self.client)
+        result["empty"] = not found
+        return found, {}, {c.image: c.size for c in found}
+
+    def delete(self, identity):
+        return self.client.delete_artifact(*identity.split("@", 1))
+
+    def gone(self, identity):
+        return self.client.artifact(*identity.split("@", 1)) is None
+
+    def collect(self):
+        return {"triggered": self.client.trigger_gc()}
+
+
+BACKENDS = {"distribution": Distribution, "harbor": Harbor}
 
 
 # -- both ------------------------------------------------------------------------------
@@ -562,6 +673,67 @@ def empty_result(module):
     }
 
 
+def delete_all(module, backend, first, then, children):
+    """[(identity, deleted, error)]: `first` deleted, then the platforms in
+    `then` whose every freed index went."""
+
+    def attempt(identity):
+        try:
+            return identity, backend.delete(identity), None
+        except (RegistryError, HarborError) as exc:
+            return identity, False, str(exc)
+
+    outcomes = parallel(module, attempt, first)
+    failed_first = {identity for identity, _unused, error in outcomes if error}
+    # A platform manifest goes only once every freed index that lists it is gone.
+    then = [c for c in then if not any(c in children.get(index, ()) for index in failed_first)]
+    return outcomes + parallel(module, attempt, then)
+
+
+def account(backend, outcomes):
+    """(deleted, failed, unknown, already gone) from the deletes' outcomes."""
+    deleted, failed, unknown, already_gone = [], [], [], []
+    for identity, done, error in outcomes:
+        if not error:
+            (deleted if done else already_gone).append(identity)
+            continue
+        # The request failed, but the registry may have acted before it went
+        # away: ask its storage (or API) so the account is exact.
+        try:
+            really_gone = backend.gone(identity)
+        except (RegistryError, HarborError, OSError):
+            really_gone = None
+        if really_gone is None:
+            unknown.append({"ref": identity, "error": error})
+        elif really_gone:
+            deleted.append(identity)
+        else:
+            failed.append({"ref": identity, "error": error})
+    return deleted, failed, unknown, already_gone
+
+
+def delete_planned(module, backend, result, first, then, children, own):
+    """Delete the plan and account for every delete in the result. Fails,
+    with no garbage collection, when a delete failed or its outcome is
+    unknown. Returns what was deleted."""
+    deleting = time.monotonic()
+    backend.before_deletes(result, first + then, result["kept"])
+    outcomes = delete_all(module, backend, first, then, children)
+    result["durations"]["delete"] = round(time.monotonic() - deleting, 3)
+    deleted, failed, unknown, already_gone = account(backend, outcomes)
+    result.update(deleted=sorted(deleted), failures=failed, unknown=unknown, bytes=sum(own.get(identity, 0) for identity in deleted))
+    backend.after_deletes(result, deleted + already_gone)
+    if failed or unknown:
+        # Collect only after a clean pass: the next run finishes the deletes first.
+        module.fail_json(
+            msg="%d delete(s) failed, %d with an unknown outcome; %d manifest(s) deleted (listed in deleted); no garbage collection"
+            % (len(failed), len(unknown), len(deleted)),
+            changed=bool(deleted),
+            **result,
+        )
+    return deleted
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -585,7 +757,6 @@ def main():
     )
     validate(module)
     p = module.params
-    policy = p["policy"]
     result = empty_result(module)
     missing = fleet_missing(p["fleet"])
     if missing:
@@ -598,125 +769,22 @@ def main():
         )
     protected = protected_forms(list(p["protected"]) + fleet_digests(p["fleet"]))
     started = time.monotonic()
-    children, own = {}, {}
     try:
-        if p["backend"] == "distribution":
-            client = distribution_client(module)
-            client.ping()
-            config = registry_config(module)
-            found, children, own, result["empty"] = distribution_listing(module, client, config, parse_duration(policy["grace"]) > 0)
-            if found:
-                result["deletes_enabled"] = deletes_enabled(module, client, config)
-            storage = StorageReader(p["storage_dir"])
-
-            def delete(identity):
-                return client.delete_manifest(*identity.split("@", 1))
-
-            def gone(identity):
-                repo, digest = identity.split("@", 1)
-                if storage.available():
-                    return not storage.has_revision(repo, digest)
-                return client.manifest_digest(repo, digest) is None
-        else:
-            client = harbor_client(module)
-            found = harbor_candidates(module, client)
-            result["empty"] = not found
-            own = {c.image: c.size for c in found}
-
-            def delete(identity):
-                return client.delete_artifact(*identity.split("@", 1))
-
-            def gone(identity):
-                return client.artifact(*identity.split("@", 1)) is None
+        backend = BACKENDS[p["backend"]](module)
+        found, children, own = backend.listing(result)
     except (RegistryError, HarborError) as exc:
         module.fail_json(msg=str(exc), **result)
-
-    result_plan = plan(
-        found,
-        untag=False,
-        keep=policy["keep"],
-        protected=protected,
-        patterns=policy["keep_patterns"],
-        grace=policy["grace"],
-        now=time.time(),
-    )
-    kept_images = {item["image"] for item in result_plan["items"] if item["action"] == "keep"}
-    first, then, held = deletion_order(result_plan["images_freed"], children, kept_images, protected)
-    for item in result_plan["items"]:
-        if item["image"] in held:
-            item.update(action="keep", reasons=[PLATFORM_OF_KEPT])
-    result.update(
-        plan=result_plan["items"],
-        kept=[item["ref"] for item in result_plan["items"] if item["action"] == "keep"],
-        removed=[item["ref"] for item in result_plan["items"] if item["action"] == "remove"],
-        planned=first + then,
-        planned_bytes=sum(own.get(identity, 0) for identity in first + then),
-    )
+    fields, first, then = prune_plan(found, children, own, protected, p["policy"], time.time())
+    result.update(fields)
     result["durations"]["list"] = round(time.monotonic() - started, 3)
     if module._diff:
         result["diff"] = plan_diff(result["kept"], result["removed"], "registry %s" % p["registry"])
     if module.check_mode or not first:
         module.exit_json(changed=bool(first), **result)
-
-    def attempt(identity):
-        try:
-            return identity, delete(identity), None
-        except (RegistryError, HarborError) as exc:
-            return identity, False, str(exc)
-
-    deleting = time.monotonic()
-    if p["backend"] == "distribution" and storage.available():
-        doomed, kept_tags = {}, {}
-        for identity in first + then:
-            repo, digest = identity.split("@", 1)
-            doomed.setdefault(repo, set()).add(digest)
-        for ref in result["kept"]:
-            repo, _unused, tag = ref.rpartition(":")
-            kept_tags.setdefault(repo, set()).add(tag)
-        result["tags_removed_first"] = [
-            tag for repo, digests in sorted(doomed.items()) for tag in storage.untag_doomed(repo, digests, kept_tags.get(repo, ()))
-        ]
-    outcomes = parallel(module, attempt, first)
-    failed_first = {identity for identity, _unused, error in outcomes if error}
-    # A platform manifest goes only once every freed index that lists it is gone.
-    then = [c for c in then if not any(c in children.get(index, ()) for index in failed_first)]
-    outcomes += parallel(module, attempt, then)
-    result["durations"]["delete"] = round(time.monotonic() - deleting, 3)
-    deleted, failed, unknown, already_gone = [], [], [], []
-    for identity, done, error in outcomes:
-        if not error:
-            (deleted if done else already_gone).append(identity)
-            continue
-        # The request failed, but the registry may have acted before it went
-        # away: ask its storage (or API) so the account is exact.
-        try:
-            really_gone = gone(identity)
-        except (RegistryError, HarborError, OSError):
-            really_gone = None
-        if really_gone is None:
-            unknown.append({"ref": identity, "error": error})
-        elif really_gone:
-            deleted.append(identity)
-        else:
-            failed.append({"ref": identity, "error": error})
-    result.update(deleted=sorted(deleted), failures=failed, unknown=unknown, bytes=sum(own.get(identity, 0) for identity in deleted))
-    if p["backend"] == "distribution" and storage.available():
-        by_repository = {}
-        for identity in deleted + already_gone:
-            repo, digest = identity.split("@", 1)
-            by_repository.setdefault(repo, set()).add(digest)
-        result["dangling_tags_removed"] = [tag for repo, digests in sorted(by_repository.items()) for tag in storage.untag(repo, digests)]
-    if failed or unknown:
-        # Collect only after a clean pass: the next run finishes the deletes first.
-        module.fail_json(
-            msg="%d delete(s) failed, %d with an unknown outcome; %d manifest(s) deleted (listed in deleted); no garbage collection"
-            % (len(failed), len(unknown), len(deleted)),
-            changed=bool(deleted),
-            **result,
-        )
+    deleted = delete_planned(module, backend, result, first, then, children, own)
     if p["gc"] and deleted:
         try:
-            result["gc"] = distribution_gc(module, client) if p["backend"] == "distribution" else {"triggered": client.trigger_gc()}
+            result["gc"] = backend.collect()
         except (RegistryError, HarborError, OSError) as exc:
             result["gc"] = {"error": str(exc)}
             module.fail_json(msg="%d manifest(s) deleted, then garbage collection failed: %s" % (len(deleted), exc), changed=True, **result)

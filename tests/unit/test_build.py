@@ -3,19 +3,25 @@ import datetime
 import pytest
 from ansible_collections.berth.ops.plugins.module_utils.berth_build import (
     HASH_LABEL,
+    already_pushed,
     build_arg_errors,
     build_diff,
     change_reasons,
     component_labels,
+    decide,
     from_images,
     input_components,
     input_hash,
     layer_bytes,
     name_error,
+    needs_git_sha,
     new_layers,
     parse_build_stream,
     parse_push_stream,
+    permanent_push_error,
+    registry_scheme,
     render_tags,
+    scan_order,
     template_errors,
     timestamp_tag,
 )
@@ -152,3 +158,52 @@ def test_build_diff_shows_hash_and_tags_before_and_after():
         "after": {"input_hash": "new", "tags": ["r/a:3"], "pushed": ["r/a:3"]},
     }
     assert "pushed" not in build_diff(None, [], "new", ["r/a:3"])["after"]
+
+
+# -- what a run does once it knows what exists (docker_image_build's phases) ---------------------
+NAME = "reg:5000/lab/web"
+
+
+def test_an_image_here_with_the_hash_is_tagged_not_built():
+    local = {"Id": "sha256:i", "RepoTags": [NAME + ":latest", NAME + ":0.9", "other/x:1"]}
+    decision = decide(NAME, ["1.0", "latest"], local, {"tag": "t", "digest": "sha256:r"})
+    assert decision == {
+        "action": "tag",
+        "image_id": "sha256:i",
+        # The requested tags first (callers print the first), then the ones it had.
+        "tags": [NAME + ":1.0", NAME + ":latest", NAME + ":0.9"],
+        "retag": [NAME + ":1.0"],
+        "had": [NAME + ":latest", NAME + ":0.9"],
+    }
+    assert decide(NAME, ["latest"], {"Id": "sha256:i", "RepoTags": None}, None)["retag"] == [NAME + ":latest"]
+
+
+def test_else_the_registrys_image_is_taken_else_a_build_runs():
+    assert decide(NAME, ["1.0"], None, {"tag": "20260101-000000000", "digest": "sha256:r"}) == {
+        "action": "found",
+        "tags": [NAME + ":20260101-000000000"],
+        "digest": "sha256:r",
+    }
+    assert decide(NAME, ["1.0"], None, None) == {"action": "build"}
+
+
+def test_the_registry_is_searched_under_the_literal_tags_then_the_newest_others():
+    tags = ["20250101-000000000", "20260101-000000000", "latest", "1.0", "old"]
+    assert scan_order(["1.0", "missing"], tags, 2) == ["1.0", "old", "latest"]
+    assert scan_order([], tags, 0) == []
+
+
+def test_pushes_skip_what_the_registry_has_and_stop_on_what_a_retry_cannot_fix():
+    assert already_pushed(NAME, "sha256:d", [NAME + "@sha256:d"])
+    assert not already_pushed(NAME, "sha256:d", ["other/x@sha256:d"]) and not already_pushed(NAME, None, [])
+    assert permanent_push_error("unauthorized: authentication required") and permanent_push_error("x509: certificate signed by unknown")
+    assert not permanent_push_error("connection reset by peer")
+    assert needs_git_sha(["latest", "git-{git_sha}"]) and not needs_git_sha(["{timestamp}"])
+
+
+def test_the_registry_is_reached_as_the_engine_reaches_it():
+    insecure = {"IndexConfigs": {"reg:5000": {"Secure": False}}}
+    assert registry_scheme(insecure, "reg:5000") == "http"
+    assert registry_scheme(insecure, "other:5000") == "https"
+    assert registry_scheme({}, "localhost:5000") == "http" and registry_scheme({}, "127.0.0.2:5000") == "http"
+    assert registry_scheme({}, "[::1]:5000") == "http" and registry_scheme({}, "[fd00::1]:5000") == "https"

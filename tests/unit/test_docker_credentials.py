@@ -6,7 +6,7 @@ import json
 import os
 import stat
 
-from ansible_collections.berth.ops.plugins.module_utils.berth_registry import docker_credentials
+from ansible_collections.berth.ops.plugins.module_utils.berth_registry_client import docker_credentials
 
 HELPER = """#!/bin/sh
 # A docker credential helper: `get` reads the server on stdin.

@@ -3,12 +3,15 @@ Distribution storage (indexes, untagged manifests), the order of deletes,
 Harbor artifacts, and which config describes which registry."""
 
 from ansible_collections.berth.ops.plugins.module_utils.berth_registry import (
+    PLATFORM_OF_KEPT,
     artifact_candidates,
     config_deletes_enabled,
     config_describes,
     config_storage_root,
     deletion_order,
     manifest_children,
+    platform_entry,
+    prune_plan,
     registry_port,
     repository_candidates,
 )
@@ -141,6 +144,37 @@ def test_nothing_protected_or_kept_is_ever_deleted(case):
     staying = set(revisions) - deleted
     for digest in staying:
         assert not set(manifest_children(documents.get(digest))) & deleted
+
+
+def test_the_prune_plan_keeps_a_platform_that_a_kept_index_lists_and_says_why():
+    documents = {d(1): image(3), d(9): index(d(1)), d(5): image(7)}
+    tags = {"1.0.0": (d(1), 1), "2.0.0": (d(9), 2), "0.1.0": (d(5), 0)}
+    found, children, own = repository_candidates("app", tags, dict.fromkeys(documents, 1), documents)
+    fields, first, then = prune_plan(found, children, own, set(), {"keep": 1, "keep_patterns": [], "grace": 0}, NOW)
+    assert first == ["app@" + d(5)] and then == []
+    reasons = {item["ref"]: (item["action"], item["reasons"]) for item in fields["plan"]}
+    assert reasons["app:1.0.0"] == ("keep", [PLATFORM_OF_KEPT])  # the policy alone would delete it
+    assert fields["kept"] == ["app:1.0.0", "app:2.0.0"] and fields["removed"] == ["app:0.1.0"]
+    assert fields["planned"] == first + then and fields["planned_bytes"] == 7
+
+
+@settings(max_examples=200, deadline=None)
+@given(repositories())
+def test_the_prune_plan_deletes_what_plan_and_deletion_order_free(case):
+    documents, tags, revisions, protected, keep = case
+    found, children, own = repository_candidates("app", tags, revisions, documents)
+    fields, first, then = prune_plan(found, children, own, protected, {"keep": keep, "keep_patterns": [], "grace": 0}, NOW)
+    _, expected_first, expected_then, freed = registry_plan(found, children, own, protected=protected, keep=keep)
+    assert (first, then, fields["planned_bytes"]) == (expected_first, expected_then, freed)
+    for item in fields["plan"]:  # a reference is removed exactly when its manifest goes first
+        assert (item["action"] == "remove") == (item["image"] in first), item
+    assert not set(fields["kept"]) & set(fields["removed"])
+
+
+def test_an_indexs_config_is_read_from_its_amd64_platform():
+    arm, amd = {"digest": d(1), "platform": {"architecture": "arm64"}}, {"digest": d(2), "platform": {"architecture": "amd64"}}
+    assert platform_entry([arm, amd]) == amd and platform_entry([arm]) == arm
+    assert platform_entry([]) is None and platform_entry(None) is None
 
 
 def test_harbor_untagged_artifacts_are_protected_by_digest():

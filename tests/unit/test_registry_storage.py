@@ -4,7 +4,7 @@ storage: the doomed tags go before the deletes, nothing else does."""
 import os
 import tempfile
 
-from ansible_collections.berth.ops.plugins.module_utils.berth_registry import StorageReader
+from ansible_collections.berth.ops.plugins.module_utils.berth_registry_client import StorageReader
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

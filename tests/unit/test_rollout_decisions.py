@@ -2,8 +2,6 @@
 section 2): health waits, drain, what a failed run removes, retention and
 the rollback target, stale nginx, the fleet's verdict and the summary."""
 
-import os
-
 import pytest
 from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
     HealthWatch,
@@ -27,11 +25,9 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
     spec_errors,
     to_retain,
 )
-from ansible_collections.berth.ops.plugins.module_utils.berth_switch import NginxSwitch, nginx_stale
+from ansible_collections.berth.ops.plugins.module_utils.berth_switch import nginx_stale, upstream_config, upstream_servers, written_by_berth
 from hypothesis import given
 from hypothesis import strategies as st
-
-WORKER = "nginx: worker process"
 
 
 # -- 2.2 health: before the first success only the deadline ends the wait --------------------
@@ -402,31 +398,8 @@ def test_nginx_staleness():
     assert nginx_stale({"sha256": "a", "mtime_ns": 2}, written, ours=True)  # rewritten, same text
 
 
-def test_a_file_written_without_a_reload_is_stale_until_applied(tmp_path):
-    switch = NginxSwitch("web", str(tmp_path), nginx="true", reload_timeout=0.5)
-    switch.workers = ReloadedWorkers()
-    switch.point_to(["127.0.0.1:20001"])
-    assert not switch.stale()
-    # A run killed between the write and the reload leaves the file ahead of nginx.
-    path = tmp_path / "web.conf"
-    text = path.read_text()
-    path.write_text(text.replace("20001", "20002"))
-    assert switch.stale()
-    # A hand edit back to the same text still counts: nginx took neither write.
-    path.write_text(text)
-    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 1000))
-    assert switch.stale()
-    switch.workers = ReloadedWorkers()
-    switch.apply()
-    assert not switch.stale()
-
-
-class ReloadedWorkers:
-    """One worker before the reload, a new one after."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self):
-        self.calls += 1
-        return {1: WORKER} if self.calls == 1 else {2: WORKER}
+def test_an_upstream_file_lists_what_it_was_written_with():
+    text = upstream_config("web", ["127.0.0.1:20001"])
+    assert upstream_servers(text) == ["127.0.0.1:20001"] and written_by_berth(text)
+    assert upstream_servers("upstream x {\n    server unix:/run/x.sock;\n    server 10.0.0.1:80 weight=2;\n}\n") == ["10.0.0.1:80"]
+    assert not written_by_berth("# the proxy role's placeholder\n")
