@@ -1,9 +1,11 @@
 """Decisions for berth's Harbor object modules: validating what the user asked
-for, turning it into Harbor's request bodies, and comparing it with what Harbor
-holds. No I/O here; the modules in library/ do the talking."""
+for, turning it into Harbor's request bodies and paths, and comparing it with
+what Harbor holds. No I/O here; the requests are made by
+berth_harbor_client and the modules in library/."""
 
 import re
 
+from ansible.module_utils.six.moves.urllib.parse import quote
 from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
 
 # A project (and robot) name as Harbor accepts it: lower case, digits and
@@ -82,6 +84,15 @@ REGISTRY_TYPES = (
     "volcengine-cr",
 )
 REPLICATION_TRIGGERS = ("manual", "scheduled", "event_based")
+
+
+def project_path(name):
+    return "/projects/%s" % quote(name, safe="")
+
+
+def repository_path(name):
+    """Harbor wants a repository name with slashes encoded twice in paths."""
+    return quote(quote(name, safe=""), safe="")
 
 
 def as_flag(value):

@@ -61,14 +61,14 @@ destination:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.parse import quote
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import (
-    OBJECT_SPEC,
-    HarborError,
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
+    PROJECT_NAME,
+    REPOSITORY_NAME,
+    artifact_reference,
     project_path,
     repository_path,
-    run_module,
 )
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import PROJECT_NAME, REPOSITORY_NAME, artifact_reference
 
 
 def artifact_path(project, repository, reference):

@@ -66,7 +66,7 @@ schedule:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import gc_comparable, gc_desired, gc_errors, gc_request
 
 

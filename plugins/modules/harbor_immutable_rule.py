@@ -63,12 +63,13 @@ rule_id:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     find_immutable,
     immutable_errors,
     immutable_rule,
     project_errors,
+    project_path,
     selector_key,
 )
 

@@ -90,19 +90,15 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule, human_to_bytes
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import (
-    OBJECT_SPEC,
-    HarborError,
-    project_path,
-    repository_path,
-    run_module,
-)
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     UNLIMITED,
     project_changes,
     project_current,
     project_desired,
     project_errors,
+    project_path,
+    repository_path,
 )
 
 

@@ -73,7 +73,7 @@ policy:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, HarborError, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     project_errors,
     retention_comparable,

@@ -112,7 +112,7 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     robot_comparable,
     robot_desired,

@@ -1,10 +1,13 @@
 """A client for Harbor's REST API v2.0: the one berth uses for Harbor objects
-and for registry cleanup on Harbor."""
+and for registry cleanup on Harbor. Everything that talks to Harbor is here
+(the client and a module's run); what to send is decided in
+berth_harbor_objects, without I/O."""
 
 import base64
 import json
 
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import repository_path
 from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError, HttpSession
 
 API = "/api/v2.0"
@@ -15,11 +18,6 @@ class HarborError(Exception):
         super().__init__(message)
         self.status = status
         self.errors = errors or []
-
-
-def repository_path(name):
-    """Harbor wants a repository name with slashes encoded twice in paths."""
-    return quote(quote(name, safe=""), safe="")
 
 
 class HarborClient:
@@ -175,10 +173,6 @@ class HarborClient:
 
     def gc_history(self):
         return self.paged("/system/gc")
-
-
-def project_path(name):
-    return "/projects/%s" % quote(name, safe="")
 
 
 CONNECTION_SPEC = {
