@@ -1,9 +1,12 @@
 """Decisions for berth's Harbor object modules: validating what the user asked
-for, turning it into Harbor's request bodies, and comparing it with what Harbor
-holds. No I/O here; the modules in library/ do the talking."""
+for, turning it into Harbor's request bodies and paths, and comparing it with
+what Harbor holds. No I/O here; the requests are made by
+berth_harbor_client and the modules in library/."""
 
 import re
+from collections import namedtuple
 
+from ansible.module_utils.six.moves.urllib.parse import quote
 from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
 
 # A project (and robot) name as Harbor accepts it: lower case, digits and
@@ -84,6 +87,71 @@ REGISTRY_TYPES = (
 REPLICATION_TRIGGERS = ("manual", "scheduled", "event_based")
 
 
+def project_path(name):
+    return "/projects/%s" % quote(name, safe="")
+
+
+def repository_path(name):
+    """Harbor wants a repository name with slashes encoded twice in paths."""
+    return quote(quote(name, safe=""), safe="")
+
+
+# -- converging one object -------------------------------------------------------------------------
+PAST = {"create": "created", "update": "updated", "delete": "deleted"}
+
+
+class ObjectPlan(namedtuple("ObjectPlan", "action changes diff")):
+    """What converging one object takes: action is "create", "update",
+    "delete" or None; changes what the comparison found (update only); diff
+    the object before and after, or None when nothing changes."""
+
+    __slots__ = ()
+
+    @property
+    def changed(self):
+        return self.action is not None
+
+    @property
+    def verb(self):
+        """How modules word the change (created, updated, deleted); None when nothing changes."""
+        return PAST.get(self.action)
+
+
+def differs(current, desired):
+    """The usual comparison: both sides are reduced to what berth sets, so any
+    inequality is a change."""
+    return current != desired
+
+
+def plan_object(current, desired, compare=differs, after=None):
+    """Decide how to converge one Harbor object, before any request.
+
+    current: the object as Harbor holds it, reduced to what berth compares; None when missing.
+    desired: the object as the task asks for it; None for state absent.
+    compare(current, desired): what differs, falsy when nothing does.
+    after(current, changes): the object after an update, for the diff; by default desired
+    (a module that sets only some fields shows the rest as Harbor keeps them)."""
+    if desired is None:
+        if current is None:
+            return ObjectPlan(None, None, None)
+        return ObjectPlan("delete", None, {"before": current, "after": {}})
+    if current is None:
+        return ObjectPlan("create", None, {"before": {}, "after": desired})
+    changes = compare(current, desired)
+    if not changes:
+        return ObjectPlan(None, changes, None)
+    return ObjectPlan("update", changes, {"before": current, "after": after(current, changes) if after else desired})
+
+
+def combined_diff(parts):
+    """One diff for a module that converges several objects: (key, diff)
+    pairs, each object under its key on the sides where it exists."""
+    diffs = [(key, diff) for key, diff in parts if diff]
+    if not diffs:
+        return None
+    return {side: {key: diff[side] for key, diff in diffs if diff[side]} for side in ("before", "after")}
+
+
 def as_flag(value):
     """Harbor keeps project metadata as the strings "true"/"false"."""
     return "true" if value else "false"
@@ -149,6 +217,14 @@ def project_current(project, quota):
     if quota is not None:
         current["storage_quota"] = quota
     return current
+
+
+def project_after(current, changes):
+    """The project as the diff shows it after an update: what Harbor keeps, with the changes."""
+    after = dict(current, metadata=dict(current["metadata"], **changes.get("metadata", {})))
+    if "storage_quota" in changes:
+        after["storage_quota"] = changes["storage_quota"]
+    return after
 
 
 def project_changes(current, desired):

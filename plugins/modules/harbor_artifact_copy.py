@@ -61,14 +61,14 @@ destination:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.parse import quote
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import (
-    OBJECT_SPEC,
-    HarborError,
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, converge_object, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
+    PROJECT_NAME,
+    REPOSITORY_NAME,
+    artifact_reference,
     project_path,
     repository_path,
-    run_module,
 )
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import PROJECT_NAME, REPOSITORY_NAME, artifact_reference
 
 
 def artifact_path(project, repository, reference):
@@ -106,24 +106,11 @@ def converge(module, client, p, source):
     destination = "%s/%s%s%s" % (p["project"], target_repository, ":" if tag else "@", reference)
     found = client.get(artifact_path(project, repository, reference), missing_ok=True)
     there = client.get(artifact_path(p["project"], target_repository, reference), missing_ok=True)
-    result = {"changed": False, "destination": destination}
-    if p["state"] == "absent":
-        if there is not None:
-            result.update(changed=True, digest=there["digest"])
-            if module._diff:
-                result["diff"] = {"before": {destination: there["digest"]}, "after": {}}
-            if not module.check_mode:
-                client.delete(artifact_path(p["project"], target_repository, there["digest"]), missing_ok=False)
-        return result
-    if found is None:
+    present = p["state"] == "present"
+    if present and found is None:
         raise HarborError("source artifact %s does not exist" % p["source"], 404)
-    result["digest"] = found["digest"]
-    if there is not None and there["digest"] == found["digest"]:
-        return result
-    result["changed"] = True
-    if module._diff:
-        result["diff"] = {"before": {destination: there["digest"] if there else None}, "after": {destination: found["digest"]}}
-    if not module.check_mode:
+
+    def copy(_changes):
         if client.project(p["project"]) is None:
             raise HarborError("destination project %s does not exist" % p["project"], 404)
         from_ref = "%s/%s%s%s" % (project, repository, ":" if tag else "@", reference)
@@ -133,6 +120,20 @@ def converge(module, client, p, source):
             params={"from": from_ref},
             expect=(201,),
         )
+
+    # The object is the digest at the destination. Copying is the same request
+    # whether or not another digest is there, so with state present it is
+    # always an update, from None when nothing is there (as the diff shows it).
+    done = converge_object(
+        module,
+        {destination: there["digest"] if there else None} if present or there else None,
+        {destination: found["digest"]} if present else None,
+        update=copy,
+        delete=lambda: client.delete(artifact_path(p["project"], target_repository, there["digest"]), missing_ok=False),
+    )
+    result = done.result(destination=destination)
+    if present or there:
+        result["digest"] = (found if present else there)["digest"]
     return result
 
 

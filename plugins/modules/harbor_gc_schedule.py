@@ -66,7 +66,7 @@ schedule:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, converge_object, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import gc_comparable, gc_desired, gc_errors, gc_request
 
 
@@ -87,17 +87,17 @@ def main():
 def converge(module, client):
     found = client.get("/system/gc/schedule") or {}
     parameters = module.from_json(found["job_parameters"]) if found.get("job_parameters") else {}
-    current = gc_comparable(found.get("schedule"), parameters)
     desired = gc_desired(module.params)
-    result = {"changed": current != desired, "schedule": desired}
-    if result["changed"] and module._diff:
-        result["diff"] = {"before": current, "after": desired}
-    if result["changed"] and not module.check_mode:
-        if current["type"] == "None" and not found:
+
+    def update(_changes):
+        if not found:  # Harbor has never had a schedule: the first one is created
             client.request("POST", "/system/gc/schedule", body=gc_request(desired), expect=(201,))
         else:
             client.put("/system/gc/schedule", gc_request(desired))
-    return result
+
+    # The schedule always exists as a setting (type None is off), so converging only ever updates it.
+    done = converge_object(module, gc_comparable(found.get("schedule"), parameters), desired, update=update)
+    return done.result(schedule=desired)
 
 
 if __name__ == "__main__":

@@ -63,12 +63,13 @@ rule_id:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, HarborError, project_path, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, converge_object, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     find_immutable,
     immutable_errors,
     immutable_rule,
     project_errors,
+    project_path,
     selector_key,
 )
 
@@ -104,27 +105,21 @@ def converge(module, client, p, rule_params):
     path = project_path(p["project"]) + "/immutabletagrules"
     if client.project(p["project"]) is None:
         raise HarborError("project %s does not exist" % p["project"], 404)
+    # A rule is known by its selectors; only whether it is disabled can differ.
     existing = find_immutable(client.paged(path), rule_params)
     desired = immutable_rule(rule_params)
-    if p["state"] == "absent":
-        result = {"changed": existing is not None}
-        if existing and module._diff:
-            result["diff"] = {"before": describe(existing), "after": {}}
-        if existing and not module.check_mode:
-            client.delete("%s/%d" % (path, existing["id"]), missing_ok=False)
-        return result
-    if existing is None:
-        result = {"changed": True}
-        if module._diff:
-            result["diff"] = {"before": {}, "after": describe(desired)}
-        if not module.check_mode:
-            result["rule_id"] = client.create(path, desired)
-        return result
-    result = {"changed": bool(existing.get("disabled")) != p["disabled"], "rule_id": existing["id"]}
-    if result["changed"] and module._diff:
-        result["diff"] = {"before": describe(existing), "after": describe(desired)}
-    if result["changed"] and not module.check_mode:
-        client.put("%s/%d" % (path, existing["id"]), dict(desired, id=existing["id"], priority=existing.get("priority", 0)))
+    rule_path = existing and "%s/%d" % (path, existing["id"])
+    done = converge_object(
+        module,
+        existing and describe(existing),
+        describe(desired) if p["state"] == "present" else None,
+        create=lambda: client.create(path, desired),
+        update=lambda _changes: client.put(rule_path, dict(desired, id=existing["id"], priority=existing.get("priority", 0))),
+        delete=lambda: client.delete(rule_path, missing_ok=False),
+    )
+    result = done.result()
+    if p["state"] == "present" and (existing or done.created):
+        result["rule_id"] = existing["id"] if existing else done.created
     return result
 
 

@@ -90,19 +90,16 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule, human_to_bytes
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import (
-    OBJECT_SPEC,
-    HarborError,
-    project_path,
-    repository_path,
-    run_module,
-)
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, converge_object, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     UNLIMITED,
+    project_after,
     project_changes,
     project_current,
     project_desired,
     project_errors,
+    project_path,
+    repository_path,
 )
 
 
@@ -149,51 +146,46 @@ def converge(module, client, p):
     path = project_path(p["name"])
     project = client.project(p["name"])
     if p["state"] == "absent":
-        if project is None:
-            return {"changed": False, "changes": {}}
-        repositories = client.repositories(p["name"]) if p["purge"] else []
-        result = {"changed": True, "changes": {"deleted": p["name"], "repositories": repositories}}
-        if module._diff:
-            result["diff"] = {"before": project_current(project, None), "after": {}}
-        if not module.check_mode:
+        repositories = client.repositories(p["name"]) if project and p["purge"] else []
+
+        def delete():
+            # Harbor refuses to delete a project that still has repositories.
             for full_name in repositories:
                 client.delete("%s/repositories/%s" % (path, repository_path(full_name.partition("/")[2])))
             client.delete(path, missing_ok=False)
-        return result
+
+        done = converge_object(module, project and project_current(project, None), None, delete=delete)
+        return done.result(changes={"deleted": p["name"], "repositories": repositories} if done.changed else {})
 
     desired = project_desired(p)
     if project is None:
-        result = {"changed": True, "changes": {"created": p["name"]}, "project": {"name": p["name"], **desired}}
-        if module._diff:
-            result["diff"] = {"before": {}, "after": desired}
-        if not module.check_mode:
+
+        def create():
             body = {"project_name": p["name"], "metadata": desired["metadata"], "storage_limit": desired.get("storage_quota", UNLIMITED)}
             if p["proxy_cache_registry"]:
                 body["registry_id"] = proxy_registry_id(client, p["proxy_cache_registry"])
             client.create("/projects", body)
-            result["project"] = client.project(p["name"])
-        return result
+            return client.project(p["name"])
+
+        done = converge_object(module, None, desired, create=create)
+        return done.result(changes={"created": p["name"]}, project=done.made if done.ran else {"name": p["name"], **desired})
 
     if p["proxy_cache_registry"]:
         registry_id = proxy_registry_id(client, p["proxy_cache_registry"])
         if project.get("registry_id") != registry_id:
             raise HarborError("proxy_cache_registry: project %s exists and Harbor cannot change what it caches" % p["name"])
     quota_id, quota = client.quota(project["project_id"]) if "storage_quota" in desired else (None, None)
-    current = project_current(project, quota)
-    changes = project_changes(current, desired)
-    result = {"changed": bool(changes), "changes": changes, "project": project}
-    if changes and module._diff:
-        after = dict(current, metadata=dict(current["metadata"], **changes.get("metadata", {})))
-        if "storage_quota" in changes:
-            after["storage_quota"] = changes["storage_quota"]
-        result["diff"] = {"before": current, "after": after}
-    if changes and not module.check_mode:
+
+    def update(changes):
         if "metadata" in changes:
             client.put(path, {"metadata": changes["metadata"]})
         if "storage_quota" in changes:
             client.put("/quotas/%s" % quota_id, {"hard": {"storage": changes["storage_quota"]}})
-        result["project"] = client.project(p["name"])
-    return result
+        return client.project(p["name"])
+
+    current = project_current(project, quota)
+    done = converge_object(module, current, desired, update=update, compare=project_changes, after=project_after)
+    return done.result(changes=done.changes, project=done.made if done.ran else project)
 
 
 if __name__ == "__main__":

@@ -156,8 +156,9 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, converge_object, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
+    combined_diff,
     registry_comparable,
     registry_desired,
     registry_request,
@@ -215,73 +216,80 @@ def converge(module, client, p):
     registries = client.paged("/registries")
     policies = client.paged("/replication/policies")
     registry, policy = by_name(registries, p["registry"]["name"]), by_name(policies, p["name"])
-    result = {"changed": False, "changes": []}
-    before, after = {}, {}
 
     if p["state"] == "absent":
-        if policy is not None:
-            result["changes"].append("policy deleted")
-            before["policy"] = replication_comparable(policy)
-            if not module.check_mode:
-                client.delete("/replication/policies/%d" % policy["id"], missing_ok=False)
+        policy_done = converge_object(
+            module,
+            policy and replication_comparable(policy),
+            None,
+            delete=lambda: client.delete("/replication/policies/%d" % policy["id"], missing_ok=False),
+        )
+        # The endpoint goes too, unless another policy or a proxy-cache project still uses it.
         still_used = registry is not None and any(
             (other.get("src_registry") or {}).get("id") == registry["id"] or (other.get("dest_registry") or {}).get("id") == registry["id"]
             for other in policies
             if policy is None or other["id"] != policy["id"]
         )
-        if registry is not None and not still_used and not proxy_cache_uses(client, registry["id"]):
-            result["changes"].append("endpoint deleted")
-            before["registry"] = registry_comparable(registry)
-            if not module.check_mode:
-                client.delete("/registries/%d" % registry["id"], missing_ok=False)
-        return finish(module, result, before, after)
+        unused = registry is not None and not still_used and not proxy_cache_uses(client, registry["id"])
+        registry_done = converge_object(
+            module,
+            registry_comparable(registry) if unused else None,
+            None,
+            delete=lambda: client.delete("/registries/%d" % registry["id"], missing_ok=False),
+        )
+        return finish(("policy", policy_done), ("registry", registry_done))
+
+    def update_registry(_changes):
+        body = {k: v for k, v in wanted_registry.items() if k not in ("type", "access_key")}
+        if p["registry"].get("access_key"):
+            body.update(credential_type="basic", access_key=p["registry"]["access_key"])
+        if p["update_secret"] and p["registry"].get("access_secret"):
+            body["access_secret"] = p["registry"]["access_secret"]
+        client.put("/registries/%d" % registry["id"], body)
 
     wanted_registry = registry_desired(p["registry"])
-    if registry is None:
-        result["changes"].append("endpoint created")
-        after["registry"] = wanted_registry
-        registry_id = None if module.check_mode else client.create("/registries", registry_request(p["registry"]))
-    else:
-        registry_id = registry["id"]
-        current = registry_comparable(registry)
-        if current != wanted_registry or p["update_secret"]:
-            result["changes"].append("endpoint updated")
-            before["registry"], after["registry"] = current, wanted_registry
-            if not module.check_mode:
-                body = {k: v for k, v in wanted_registry.items() if k not in ("type", "access_key")}
-                if p["registry"].get("access_key"):
-                    body.update(credential_type="basic", access_key=p["registry"]["access_key"])
-                if p["update_secret"] and p["registry"].get("access_secret"):
-                    body["access_secret"] = p["registry"]["access_secret"]
-                client.put("/registries/%d" % registry_id, body)
+    registry_done = converge_object(
+        module,
+        registry and registry_comparable(registry),
+        wanted_registry,
+        create=lambda: client.create("/registries", registry_request(p["registry"])),
+        update=update_registry,
+        # Harbor never shows the secret: update_secret sends it whether or not anything else differs.
+        compare=lambda current, wanted: current != wanted or p["update_secret"],
+    )
+    registry_id = registry["id"] if registry else registry_done.created
 
     desired = replication_desired(p)
-    if policy is None:
-        result["changes"].append("policy created")
-        after["policy"] = desired
-        if not module.check_mode:
-            result["policy_id"] = client.create("/replication/policies", replication_request(desired, registry_id))
-    else:
-        result["policy_id"] = policy["id"]
-        current = replication_comparable(policy)
-        if current != desired:
-            result["changes"].append("policy updated")
-            before["policy"], after["policy"] = current, desired
-            if not module.check_mode:
-                client.put("/replication/policies/%d" % policy["id"], dict(replication_request(desired, registry_id), id=policy["id"]))
+    policy_done = converge_object(
+        module,
+        policy and replication_comparable(policy),
+        desired,
+        create=lambda: client.create("/replication/policies", replication_request(desired, registry_id)),
+        update=lambda _changes: client.put(
+            "/replication/policies/%d" % policy["id"], dict(replication_request(desired, registry_id), id=policy["id"])
+        ),
+    )
+    result = finish(("registry", registry_done), ("policy", policy_done))
+    policy_id = policy["id"] if policy else policy_done.created
+    if policy_id is not None:
+        result["policy_id"] = policy_id
     if registry_id is not None:
         result["registry_id"] = registry_id
-    return finish(module, result, before, after)
+    return result
 
 
 def proxy_cache_uses(client, registry_id):
     return any(project.get("registry_id") == registry_id for project in client.projects())
 
 
-def finish(module, result, before, after):
-    result["changed"] = bool(result["changes"])
-    if result["changed"] and module._diff:
-        result["diff"] = {"before": before, "after": after}
+def finish(*objects):
+    """The result of converging the endpoint and the policy: (diff key, Converged) pairs, in the order they ran."""
+    labels = {"registry": "endpoint", "policy": "policy"}
+    changes = ["%s %s" % (labels[key], done.verb) for key, done in objects if done.changed]
+    result = {"changed": bool(changes), "changes": changes}
+    diff = combined_diff((key, done.diff) for key, done in objects)
+    if diff:
+        result["diff"] = diff
     return result
 
 

@@ -73,7 +73,7 @@ policy:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, HarborError, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, converge_object, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     project_errors,
     retention_comparable,
@@ -104,27 +104,21 @@ def converge(module, client, p):
     if project is None:
         raise HarborError("project %s does not exist" % p["project"], 404)
     policy_id = int((project.get("metadata") or {}).get("retention_id") or 0)
-    current = retention_comparable(client.get("/retentions/%d" % policy_id)) if policy_id else {}
-    if p["state"] == "absent":
-        result = {"changed": bool(policy_id), "policy": {}}
-        if policy_id and module._diff:
-            result["diff"] = {"before": current, "after": {}}
-        if policy_id and not module.check_mode:
-            client.delete("/retentions/%d" % policy_id, missing_ok=False)
-        return result
-
-    body = retention_policy(project["project_id"], p["rules"], p["schedule"])
-    desired = retention_comparable(body)
-    result = {"changed": current != desired, "policy": desired}
-    if result["changed"] and module._diff:
-        result["diff"] = {"before": current, "after": desired}
-    if result["changed"] and not module.check_mode:
-        if policy_id:
-            client.put("/retentions/%d" % policy_id, dict(body, id=policy_id))
-        else:
-            policy_id = client.create("/retentions", body)
-    if policy_id:
-        result["policy_id"] = policy_id
+    path = "/retentions/%d" % policy_id
+    current = retention_comparable(client.get(path)) if policy_id else None
+    body = retention_policy(project["project_id"], p["rules"], p["schedule"]) if p["state"] == "present" else None
+    desired = retention_comparable(body) if body else None
+    done = converge_object(
+        module,
+        current,
+        desired,
+        create=lambda: client.create("/retentions", body),
+        update=lambda _changes: client.put(path, dict(body, id=policy_id)),
+        delete=lambda: client.delete(path, missing_ok=False),
+    )
+    result = done.result(policy=desired or {})
+    if desired and (policy_id or done.created):
+        result["policy_id"] = policy_id or done.created
     return result
 
 

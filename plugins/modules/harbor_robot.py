@@ -112,7 +112,7 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import OBJECT_SPEC, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, converge_object, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     robot_comparable,
     robot_desired,
@@ -165,39 +165,30 @@ def main():
 def converge(module, client, p):
     robot = find_robot(client, p)
     full_name = robot_full_name(p) if p["permissions"] else (robot or {}).get("name", "robot$" + p["name"])
-    result = {"changed": False, "changes": [], "full_name": full_name}
-    if p["state"] == "absent":
-        if robot is not None:
-            result.update(changed=True, changes=["deleted"])
-            if module._diff:
-                result["diff"] = {"before": robot_comparable(robot), "after": {}}
-            if not module.check_mode:
-                client.delete("/robots/%d" % robot["id"], missing_ok=False)
-        return result
+    desired = robot_desired(p, robot) if p["state"] == "present" else None
+    result = {"full_name": full_name}
 
-    desired = robot_desired(p, robot)
-    if robot is None:
-        result.update(changed=True, changes=["created"])
-        if module._diff:
-            result["diff"] = {"before": {}, "after": desired}
-        if module.check_mode:
-            return result
+    def create():
         created = client.request("POST", "/robots", body=desired, expect=(201,))[2]
-        robot_id = created["id"]
         if p["secret"]:
-            client.request("PATCH", "/robots/%d" % robot_id, body={"secret": p["secret"]})
+            client.request("PATCH", "/robots/%d" % created["id"], body={"secret": p["secret"]})
         else:
-            result["secret"] = created["secret"]
-        result["robot"] = client.get("/robots/%d" % robot_id)
-        return result
+            result["secret"] = created["secret"]  # Harbor shows a generated secret only once
+        return client.get("/robots/%d" % created["id"])
 
-    current = robot_comparable(robot)
-    if current != desired:
-        result["changes"].append("updated")
-        if module._diff:
-            result["diff"] = {"before": current, "after": desired}
-        if not module.check_mode:
-            client.put("/robots/%d" % robot["id"], dict(desired, name=robot["name"]))
+    done = converge_object(
+        module,
+        robot and robot_comparable(robot),
+        desired,
+        create=create,
+        update=lambda _changes: client.put("/robots/%d" % robot["id"], dict(desired, name=robot["name"])),
+        delete=lambda: client.delete("/robots/%d" % robot["id"], missing_ok=False),
+    )
+    result.update(done.result(changes=[done.verb] if done.changed else []))
+    if robot is None or desired is None:
+        return dict(result, robot=done.created) if done.created else result
+
+    # The secret is not part of the object Harbor shows, so it is checked apart.
     if p["rotate"]:
         result["changes"].append("secret rotated")
         if not module.check_mode:

@@ -286,7 +286,7 @@ except ImportError:  # only the registry host's config reading needs it
     yaml = None
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import HarborClient, HarborError
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import HarborClient, HarborError
 from ansible_collections.berth.ops.plugins.module_utils.berth_registry import (
     artifact_candidates,
     config_deletes_enabled,

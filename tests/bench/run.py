@@ -34,7 +34,7 @@ from labtools import (  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "collections"))
 from ansible.module_utils.urls import open_url  # noqa: E402
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor import client_for  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import client_for  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import project_errors  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, plan  # noqa: E402

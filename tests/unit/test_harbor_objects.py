@@ -18,10 +18,12 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects imp
     project_current,
     project_desired,
     project_errors,
+    project_path,
     replication_comparable,
     replication_desired,
     replication_errors,
     replication_request,
+    repository_path,
     retention_comparable,
     retention_errors,
     retention_policy,
@@ -48,6 +50,11 @@ def test_valid_project_names(name):
 @pytest.mark.parametrize("name", ["Test", "-a", "a-", "a b", "", "a/b", "a__"])
 def test_invalid_project_names(name):
     assert "not a valid Harbor project name" in project_errors({"name": name})[0]
+
+
+def test_paths_encode_names_and_repository_slashes_twice():
+    assert project_path("team-a") == "/projects/team-a"
+    assert repository_path("shop/web") == "shop%252Fweb"
 
 
 def test_project_changes_only_what_was_asked_and_missing_flags_are_false():

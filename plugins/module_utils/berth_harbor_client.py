@@ -1,10 +1,13 @@
 """A client for Harbor's REST API v2.0: the one berth uses for Harbor objects
-and for registry cleanup on Harbor."""
+and for registry cleanup on Harbor. Everything that talks to Harbor is here
+(the client, a module's run, converging one object); what to send and whether
+anything changes is decided in berth_harbor_objects, without I/O."""
 
 import base64
 import json
 
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import differs, plan_object, repository_path
 from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError, HttpSession
 
 API = "/api/v2.0"
@@ -15,11 +18,6 @@ class HarborError(Exception):
         super().__init__(message)
         self.status = status
         self.errors = errors or []
-
-
-def repository_path(name):
-    """Harbor wants a repository name with slashes encoded twice in paths."""
-    return quote(quote(name, safe=""), safe="")
 
 
 class HarborClient:
@@ -177,10 +175,6 @@ class HarborClient:
         return self.paged("/system/gc")
 
 
-def project_path(name):
-    return "/projects/%s" % quote(name, safe="")
-
-
 CONNECTION_SPEC = {
     "harbor_url": {"type": "str", "required": True, "aliases": ["url"]},
     "username": {"type": "str", "default": "admin"},
@@ -210,3 +204,39 @@ def run_module(module, errors, converge, *args):
         module.exit_json(**converge(module, client, *args))
     except HarborError as exc:
         module.fail_json(msg=str(exc), status=exc.status, errors=exc.errors)
+
+
+class Converged:
+    """One object's convergence: the plan (action, changes, changed, verb),
+    its diff only when the task asked for one, whether the call ran (not in
+    check mode), and `made`, what that call returned."""
+
+    def __init__(self, plan, diff, ran, made):
+        self.plan, self.diff, self.ran, self.made = plan, diff, ran, made
+        self.action, self.changes, self.changed, self.verb = plan.action, plan.changes, plan.changed, plan.verb
+
+    @property
+    def created(self):
+        """What create() returned when it ran (the new object or its id), else None."""
+        return self.made if self.ran and self.action == "create" else None
+
+    def result(self, **keys):
+        """The module result: changed, diff when there is one, and the module's own keys."""
+        result = {"changed": self.changed}
+        if self.diff:
+            result["diff"] = self.diff
+        result.update(keys)
+        return result
+
+
+def converge_object(module, current, desired, create=None, update=None, delete=None, compare=differs, after=None):
+    """Converge one Harbor object: plan_object() decides (current None: missing;
+    desired None: state absent), then the one call it takes runs, unless in
+    check mode. create() and delete() take no arguments, update(changes) gets
+    what compare() found; each returns whatever the module wants back."""
+    plan = plan_object(current, desired, compare, after)
+    ran = plan.changed and not module.check_mode
+    made = None
+    if ran:
+        made = create() if plan.action == "create" else update(plan.changes) if plan.action == "update" else delete()
+    return Converged(plan, plan.diff if module._diff else None, ran, made)
