@@ -140,23 +140,22 @@ class HarborClient:
         path = "/projects/%s/repositories/%s/artifacts" % (quote(project, safe=""), repository_path(repository))
         return self.paged(path, {"with_tag": True})
 
+    @staticmethod
+    def artifact_path(full_name, reference):
+        """The API path of one artifact of `project/repository`, by digest or tag."""
+        project, _unused, repository = full_name.partition("/")
+        return "/projects/%s/repositories/%s/artifacts/%s" % (
+            quote(project, safe=""),
+            repository_path(repository),
+            quote(reference, safe=":"),
+        )
+
     def artifact(self, full_name, reference):
         """One artifact by digest or tag, or None when it does not exist."""
-        project, _unused, repository = full_name.partition("/")
-        path = "/projects/%s/repositories/%s/artifacts/%s" % (
-            quote(project, safe=""),
-            repository_path(repository),
-            quote(reference, safe=":"),
-        )
-        return self.get(path, missing_ok=True)
+        return self.get(self.artifact_path(full_name, reference), missing_ok=True)
 
     def delete_artifact(self, full_name, reference):
-        project, _unused, repository = full_name.partition("/")
-        path = "/projects/%s/repositories/%s/artifacts/%s" % (
-            quote(project, safe=""),
-            repository_path(repository),
-            quote(reference, safe=":"),
-        )
+        path = self.artifact_path(full_name, reference)
         try:
             self.request("DELETE", path)
         except HarborError as exc:
