@@ -3,7 +3,7 @@ retention candidates of what a registry holds, the order of deletes, and
 which config describes which registry. Plain functions without I/O; the
 clients that read and delete are in berth_registry_client."""
 
-from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, plan, time_or_none
+from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, policy_plan, time_or_none
 
 
 def platform_entry(entries):
@@ -95,15 +95,7 @@ def prune_plan(found, children, own, protected, policy, now):
     images it frees: a freed manifest that an index which stays lists as a
     platform is kept (PLATFORM_OF_KEPT), and the platforms of deleted
     indexes go after them. `own` gives each identity's own bytes."""
-    found_plan = plan(
-        found,
-        untag=False,
-        keep=policy["keep"],
-        protected=protected,
-        patterns=policy["keep_patterns"],
-        grace=policy["grace"],
-        now=now,
-    )
+    found_plan = policy_plan(found, policy, untag=False, protected=protected, now=now)
     items = found_plan["items"]
     kept_images = {item["image"] for item in items if item["action"] == "keep"}
     first, then, held = deletion_order(found_plan["images_freed"], children, kept_images, protected)

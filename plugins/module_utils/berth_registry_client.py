@@ -162,30 +162,31 @@ class RegistryClient:
                 return []
             raise
 
-    def manifest(self, repository, reference):
-        """(digest, media type, parsed manifest) or None when it does not exist."""
+    def _manifest_request(self, method, repository, reference):
+        """(headers, body) of a manifest GET or HEAD, or None when it does not exist."""
         headers = {"Accept": ", ".join(MANIFEST_TYPES)}
         status, response_headers, body = self.request(
-            "GET", "/v2/%s/manifests/%s" % (repository, reference), headers, "repository:%s:pull" % repository
+            method, "/v2/%s/manifests/%s" % (repository, reference), headers, "repository:%s:pull" % repository
         )
         if status == 404:
             return None
         if status != 200:
             raise RegistryError("registry %s: manifest %s:%s answered HTTP %s" % (self.registry, repository, reference, status), status)
+        return response_headers, body
+
+    def manifest(self, repository, reference):
+        """(digest, media type, parsed manifest) or None when it does not exist."""
+        found = self._manifest_request("GET", repository, reference)
+        if found is None:
+            return None
+        response_headers, body = found
         document = json.loads(body)
         media_type = response_headers.get("content-type", document.get("mediaType", "")).split(";")[0]
         return response_headers.get("docker-content-digest"), media_type, document
 
     def manifest_digest(self, repository, reference):
-        headers = {"Accept": ", ".join(MANIFEST_TYPES)}
-        status, response_headers, _unused = self.request(
-            "HEAD", "/v2/%s/manifests/%s" % (repository, reference), headers, "repository:%s:pull" % repository
-        )
-        if status == 404:
-            return None
-        if status != 200:
-            raise RegistryError("registry %s: manifest %s:%s answered HTTP %s" % (self.registry, repository, reference, status), status)
-        return response_headers.get("docker-content-digest")
+        found = self._manifest_request("HEAD", repository, reference)
+        return None if found is None else found[0].get("docker-content-digest")
 
     def image_config(self, repository, reference):
         """The image config (labels, created, ...) behind a tag or digest."""

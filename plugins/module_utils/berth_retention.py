@@ -331,6 +331,12 @@ def _action(kept, image_goes, untag):
     return "untag" if untag else "keep"
 
 
+def policy_plan(candidates, policy, untag, **facts):
+    """plan() with the module option `policy` (POLICY_SPEC) as its rules;
+    `facts` are what the caller knows besides (in_use, protected, now)."""
+    return plan(candidates, untag=untag, keep=policy["keep"], patterns=policy["keep_patterns"], grace=policy["grace"], **facts)
+
+
 def plan(candidates, untag=True, **policy):
     """The whole plan: every candidate with its action and reasons, the
     images that go, and the bytes that frees.

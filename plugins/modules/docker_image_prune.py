@@ -223,9 +223,9 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     Candidate,
     arrival_times,
     parse_duration,
-    plan,
     plan_diff,
     policy_errors,
+    policy_plan,
     time_or_none,
 )
 
@@ -398,16 +398,7 @@ def main():
     tag_times = {summary["Id"]: time_or_none((details.get("Metadata") or {}).get("LastTagTime")) for summary, details in images}
     arrived, record = arrival_times(state, tag_times, now)
     found = candidates(images, arrived, policy["repositories"], p["dangling"])
-    result_plan = plan(
-        found,
-        untag=True,
-        keep=policy["keep"],
-        in_use=in_use,
-        protected=p["protected"],
-        patterns=policy["keep_patterns"],
-        grace=policy["grace"],
-        now=now,
-    )
+    result_plan = policy_plan(found, policy, untag=True, in_use=in_use, protected=p["protected"], now=now)
     volumes = []
     if p["volumes"]:
         listed = (client.volumes(filters={"dangling": True}) or {}).get("Volumes") or []

@@ -27,6 +27,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     plan,
     plan_diff,
     policy_errors,
+    policy_plan,
     semver_key,
     time_or_none,
 )
@@ -411,3 +412,12 @@ def test_the_diff_shows_what_goes_as_removed_lines():
     assert diff["after"] == "app:1.1\napp:1.2\n"
     assert diff["before_header"] == "registry r:5000 (before)"
     assert plan_diff([], [], "x")["before"] == ""
+
+
+def test_the_policy_option_reaches_plan_as_its_rules():
+    now = 1_700_000_000
+    found = [Candidate("web", str(n), "sha256:%d" % n, created=now - 86400 * n) for n in range(1, 6)]
+    policy = {"keep": 2, "keep_patterns": ["3"], "grace": 0, "repositories": []}
+    assert policy_plan(found, policy, untag=False, now=now) == plan(found, untag=False, keep=2, patterns=["3"], grace=0, now=now)
+    kept = [item["ref"] for item in policy_plan(found, policy, untag=False, now=now)["items"] if item["action"] == "keep"]
+    assert sorted(kept) == ["web:1", "web:2", "web:3"]
