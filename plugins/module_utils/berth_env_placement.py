@@ -159,6 +159,8 @@ def env_plan(definition, buildings, docker_hosts, host_building, taken):
         "hosts": sorted(set(placement.values())),
         "network": env_network(name),
         "building_network": building_network(building),
+        # the fixed-IP network is the building's, shared by its environments
+        "building_network_labels": {LABEL_BUILDING: building},
         # the name of its opening in the host firewall (apps' listen ports)
         "opening": env_opening(name),
         "reach": env["reach"],

@@ -416,6 +416,7 @@ def test_the_plan():
         "hosts": ["berth-lab-b1", "berth-lab-b2"],
         "network": "berth-env-alpha",
         "building_network": "berth-bldg_b-fixed",
+        "building_network_labels": {"berth.building": "bldg_b"},
         "opening": "env.alpha",
         "reach": ["beta"],
         "reach_networks": ["berth-env-beta"],
