@@ -5,6 +5,7 @@ which one a rollback goes to, and, for the fleet, the plan, when a batch
 stops the rollout, which hosts go back, and the summary."""
 
 import calendar
+import copy
 import hashlib
 import json
 import math
@@ -26,6 +27,20 @@ LABEL_CONFIG = "berth.config"
 LABEL_PORT = "berth.port"
 LABEL_ENVIRONMENT = "berth.environment"
 LABEL_BUILDING = "berth.building"
+
+# What every app container gets unless its definition says otherwise, read
+# here by the rollout role, docker_rollout and named environments alike: an
+# init reaps zombies, limits keep one app from starving a host, logs rotate,
+# the timezone is explicit.
+CONTAINER_DEFAULTS = {
+    "init": True,
+    "cpus": 1.0,
+    "memory": "512m",
+    "log_driver": "json-file",
+    "log_options": {"max-size": "10m", "max-file": "3"},
+    "timezone": "Etc/UTC",
+    "restart_policy": "unless-stopped",
+}
 
 # Numbers of a rollout: (integer?, lowest, highest, unit). Ranges are wide
 # but finite: a typo like 1200000 seconds is refused, not waited for.
@@ -62,6 +77,13 @@ def number(value, integer):
     if integer and value != int(value):
         return None
     return int(value) if integer else value
+
+
+def container_default(setting):
+    """The default of one container setting (a copy: callers may change it)."""
+    if setting not in CONTAINER_DEFAULTS:
+        raise ValueError("%r is not a container setting (known: %s)" % (setting, ", ".join(CONTAINER_DEFAULTS)))
+    return copy.deepcopy(CONTAINER_DEFAULTS[setting])
 
 
 def range_error(field, value, integer, low, high, unit=""):

@@ -322,6 +322,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
 from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
+    CONTAINER_DEFAULTS,
     LABEL_APP,
     LABEL_BUILDING,
     LABEL_CONFIG,
@@ -902,13 +903,13 @@ def main():
             "building": {"type": "str", "default": ""},
             "cpus": {"type": "float"},
             "memory": {"type": "str"},
-            "init": {"type": "bool", "default": True},
-            "log_driver": {"type": "str", "default": "json-file"},
-            "log_options": {"type": "dict", "default": {"max-size": "10m", "max-file": "3"}},
+            "init": {"type": "bool", "default": CONTAINER_DEFAULTS["init"]},
+            "log_driver": {"type": "str", "default": CONTAINER_DEFAULTS["log_driver"]},
+            "log_options": {"type": "dict", "default": dict(CONTAINER_DEFAULTS["log_options"])},
             "volumes": {"type": "list", "elements": "str", "default": []},
             "networks": {"type": "list", "elements": "str", "default": []},
             "command": {"type": "list", "elements": "str"},
-            "restart_policy": {"type": "str", "default": "unless-stopped"},
+            "restart_policy": {"type": "str", "default": CONTAINER_DEFAULTS["restart_policy"]},
             "health_http": {"type": "str"},
             "health_tcp": {"type": "bool", "default": False},
             "health_interval": {"type": "float", "default": 0.5},

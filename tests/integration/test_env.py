@@ -107,7 +107,7 @@ def test_bad_definitions_fail_clearly_and_create_nothing(envs, change, message):
     assert run.total_changed() == 0, run.explain()
     assert objects(envs["lab"]) == before
     if "reach" not in change:  # the definition alone is wrong: no Docker host is asked anything
-        assert "TASK [List the environments' containers]" not in run.output, run.explain()
+        assert "List the environments' containers]" not in run.output, run.explain()
 
 
 def test_a_service_written_twice_is_an_error_not_the_last_one(envs, tmp_path):

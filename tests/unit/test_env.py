@@ -1,29 +1,33 @@
 import copy
+import fnmatch
 import hashlib
 import ipaddress
 
 import pytest
-from ansible_collections.berth.ops.plugins.module_utils.berth_env import (
-    allocate_addresses,
+from ansible_collections.berth.ops.plugins.module_utils.berth_env_addresses import allocate_addresses, gateway, reserved_addresses
+from ansible_collections.berth.ops.plugins.module_utils.berth_env_placement import (
     docker_healthcheck,
-    env_errors,
     env_plan,
     env_table,
     firewall_opening,
-    gateway,
-    host_buildings,
     name_clashes,
-    normalise,
     owned_objects,
     place,
     reach_errors,
-    reserved_addresses,
     service_networks,
     start_order,
     table_rows,
     taken_addresses,
     volume_mount,
 )
+from ansible_collections.berth.ops.plugins.module_utils.berth_env_spec import (
+    env_errors,
+    env_names,
+    fixed_network_of,
+    host_buildings,
+    normalise,
+)
+from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import CONTAINER_DEFAULTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -412,6 +416,8 @@ def test_the_plan():
         "hosts": ["berth-lab-b1", "berth-lab-b2"],
         "network": "berth-env-alpha",
         "building_network": "berth-bldg_b-fixed",
+        "building_network_labels": {"berth.building": "bldg_b"},
+        "opening": "env.alpha",
         "reach": ["beta"],
         "reach_networks": ["berth-env-beta"],
         "proxy_sources": {"buildings": ["own"]},
@@ -430,6 +436,7 @@ def test_the_plan():
         {"name": "berth-env-alpha-db-conf", "target": "/etc/mysql/conf.d", "read_only": True},
     ]
     assert db["labels"] == {"berth.env": "alpha", "berth.service": "db", "berth.building": "bldg_b"}
+    assert (db["container_port"], cache["container_port"]) == (3306, None)
     assert set(db) == {
         "name",
         "container",
@@ -448,11 +455,69 @@ def test_the_plan():
         "proxy",
         "app",
         "version",
+        "hide_env",
+        "container_port",
+        "init",
+        "log_driver",
+        "log_options",
+        "restart_policy",
     }
     addresses = [service["ip"] for service in plan["services"]]
     assert len(set(addresses)) == 3
     assert all(ipaddress.ip_address(address) in ipaddress.ip_network("10.77.102.0/24") for address in addresses)
     assert env_plan(GOOD, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {}) == plan
+
+
+def test_a_service_without_limits_gets_the_app_container_defaults_and_one_with_them_keeps_its_own():
+    plan = env_plan(GOOD, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {})
+    cache, db, web = plan["services"]
+    # cache and web say nothing: what every released app gets (role rollout, docker_rollout)
+    for service in (cache, web):
+        assert (service["cpus"], service["memory"]) == (CONTAINER_DEFAULTS["cpus"], CONTAINER_DEFAULTS["memory"])
+        assert service["env"] == {"TZ": CONTAINER_DEFAULTS["timezone"]}
+        assert service["hide_env"] is False
+    assert (db["cpus"], db["memory"]) == (1.0, "512m")
+    assert db["env"]["TZ"] == "Asia/Shanghai"
+    assert db["hide_env"] is True
+    own = copy.deepcopy(GOOD)
+    own["services"]["cache"].update(cpus=0.25, memory="96M", env={"TZ": "Europe/Berlin"})
+    cache = env_plan(own, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {})["services"][0]
+    assert (cache["cpus"], cache["memory"], cache["env"]) == (0.25, "96m", {"TZ": "Europe/Berlin"})
+    for service in plan["services"]:
+        assert (service["init"], service["log_driver"], service["restart_policy"]) == (
+            CONTAINER_DEFAULTS["init"],
+            CONTAINER_DEFAULTS["log_driver"],
+            CONTAINER_DEFAULTS["restart_policy"],
+        )
+        assert service["log_options"] == CONTAINER_DEFAULTS["log_options"]
+    # each plan has its own copy: changing one changes no default
+    cache["log_options"]["max-file"] = "9"
+    assert CONTAINER_DEFAULTS["log_options"]["max-file"] != "9"
+
+
+def test_names_come_from_the_environment_name():
+    assert env_names("alpha") == {
+        "name": "alpha",
+        "network": "berth-env-alpha",
+        "label": "berth.env=alpha",
+        "opening": "env.alpha",
+        "apps": "env.alpha.*",
+    }
+    plan = env_plan(GOOD, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {})
+    names = env_names(plan["name"])
+    assert (names["network"], names["opening"]) == (plan["network"], plan["opening"])
+    assert all(fnmatch.fnmatch(service["app"], names["apps"]) for service in plan["services"])
+    assert not fnmatch.fnmatch("env.alpha-b.web", names["apps"])
+    for bad in ("Alpha", "", None, "a" * 32):
+        with pytest.raises(ValueError, match="not a valid environment name"):
+            env_names(bad)
+
+
+def test_the_fixed_network_comes_from_the_building_or_the_hosts():
+    assert fixed_network_of(GOOD, HOST_BUILDING) == "berth-bldg_b-fixed"
+    pinned = changed(building=None, hosts=["berth-lab-a2", "berth-lab-a1"])
+    assert fixed_network_of(pinned, HOST_BUILDING) == "berth-bldg_a-fixed"
+    assert fixed_network_of(GOOD, HOST_BUILDING) == env_plan(GOOD, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {})["building_network"]
 
 
 def test_services_join_their_own_network_the_fixed_one_and_the_ones_they_reach():

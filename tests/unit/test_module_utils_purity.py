@@ -15,6 +15,7 @@ ALLOWED_IMPORTS = {
     "calendar",
     "collections",
     "contextlib",
+    "copy",
     "datetime",
     "fnmatch",
     "hashlib",

@@ -1,8 +1,14 @@
+import os
+import re
+
 import pytest
+import yaml
 from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
+    CONTAINER_DEFAULTS,
     app_errors,
     apps_of,
     config_digest,
+    container_default,
     container_name,
     free_port,
     image_ref,
@@ -114,3 +120,21 @@ def test_a_reload_counts_only_once_new_workers_serve_and_the_old_ones_retire():
     assert reload_applied(before, {20: WORKER})
     assert not reload_applied(before, {10: RETIRING, 11: RETIRING})  # nothing new serves yet
     assert not reload_applied({}, {})
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_container_defaults_are_one_source_for_the_role_and_its_readme():
+    with open(os.path.join(ROOT, "roles", "rollout", "defaults", "main.yml"), encoding="utf-8") as stream:
+        defaults = yaml.safe_load(stream)
+    with open(os.path.join(ROOT, "roles", "rollout", "README.md"), encoding="utf-8") as stream:
+        table = dict(re.findall(r"^\| `(rollout_\w+)` \| `([^`]*)` \|", stream.read(), re.MULTILINE))
+    for setting, value in CONTAINER_DEFAULTS.items():
+        variable = "rollout_" + setting
+        assert defaults[variable] == "{{ '%s' | berth.ops.berth_container_default }}" % setting
+        assert yaml.safe_load(table[variable]) == value, variable
+    assert container_default("log_options") == CONTAINER_DEFAULTS["log_options"]
+    assert container_default("log_options") is not CONTAINER_DEFAULTS["log_options"]
+    with pytest.raises(ValueError, match="'colour' is not a container setting"):
+        container_default("colour")

@@ -1,21 +1,23 @@
 """Named test environments: a stack of containers (apps, MariaDB, Redis, ...)
 created and torn down together on the Docker hosts of one building.
 
-Every service gets a fixed address on the building's container_subnet (the
-shared macvlan network) and joins the environment's own internal network;
-its services also join the networks of the environments it names in
-`reach`, and no others. Everything
-here is pure: the playbook reads Docker, these functions decide.
+This module owns the definition: its checks, its canonical form, and every
+name and label an environment's objects carry. Every service gets a fixed
+address on the building's container_subnet (the shared macvlan network) and
+joins the environment's own internal network; its services also join the
+networks of the environments it names in `reach`, and no others. Addresses
+are allocated in berth_env_addresses, the plan and its output are made in
+berth_env_placement. Everything here is pure: the playbook reads Docker,
+these functions decide.
 """
 
-import hashlib
-import heapq
 import ipaddress
 import math
 import re
 
+from ansible_collections.berth.ops.plugins.module_utils.berth_env_addresses import gateway, reserved_addresses
 from ansible_collections.berth.ops.plugins.module_utils.berth_firewall import sources_errors
-from ansible_collections.berth.ops.plugins.module_utils.berth_images import in_registry, parse_reference, tag_of
+from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
 from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import parse_network
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -32,8 +34,6 @@ LABEL_ENV = "berth.env"
 LABEL_SERVICE = "berth.service"
 LABEL_BUILDING = "berth.building"
 PREFIX = "berth-env-"
-# network, gateway and broadcast: the smallest subnet with one usable address
-MIN_ADDRESSES = 4
 
 
 # -- names -----------------------------------------------------------------------------
@@ -53,106 +53,44 @@ def building_network(building):
     return "berth-%s-fixed" % building
 
 
-# -- addresses -------------------------------------------------------------------------
-def _as_network(subnet):
-    if isinstance(subnet, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        return subnet
-    return parse_network(subnet, "subnet")
+def env_app(env_name, service):
+    """The app name of a proxied service: its nginx entries and docker_rollout's app."""
+    return "env.%s.%s" % (env_name, service)
 
 
-def gateway(subnet):
-    """The first host address of the subnet: the macvlan network's gateway."""
-    network = _as_network(subnet)
-    if network.num_addresses < MIN_ADDRESSES:
-        raise ValueError("subnet %s is too small: it needs room for a gateway and a service" % network)
-    return str(network.network_address + 1)
+def env_opening(env_name):
+    """The name of the environment's opening in the host firewall."""
+    return "env.%s" % env_name
 
 
-def reserved_addresses(subnet):
-    """Addresses no service may have: network, gateway, broadcast."""
-    network = _as_network(subnet)
-    return {str(network.network_address), gateway(network), str(network.broadcast_address)}
+def env_names(env_name):
+    """The names of an environment that its name alone gives: what a teardown
+    finds its objects by."""
+    if not isinstance(env_name, str) or not ENV_NAME.match(env_name):
+        raise ValueError("%r is not a valid environment name (lowercase letter, then letters, digits, -; at most 31)" % (env_name,))
+    return {
+        "name": env_name,
+        "network": env_network(env_name),
+        "label": "%s=%s" % (LABEL_ENV, env_name),
+        "opening": env_opening(env_name),
+        "apps": env_app(env_name, "*"),
+    }
 
 
-def _usable_bounds(network):
-    """First and last usable address as integers; everything in between is free to hand out."""
-    gateway(network)
-    return int(network.network_address) + 2, int(network.broadcast_address) - 1
+def definition_building(definition, host_building):
+    """The building of a definition that env_errors accepts: its own, or its hosts'."""
+    if definition.get("building"):
+        return definition["building"]
+    return host_building[sorted(definition["hosts"])[0]]
 
 
-def _parse_taken(text):
-    # `docker network inspect` reports "10.0.0.5/24"; container inspect a bare address
-    try:
-        return ipaddress.ip_interface(text).ip
-    except ValueError:
-        raise ValueError("taken: %r is not an IP address" % (text,)) from None
+def fixed_network_of(definition, host_building):
+    """The building's fixed-IP network that a definition's services get their addresses on."""
+    return building_network(definition_building(definition, host_building))
 
 
-def _hash_offset(key, count):
-    """Where probing starts: sha256, so every Python process agrees (hash() is salted)."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest(), "big") % count
-
-
-def allocate_addresses(env_name, services, subnet, taken):
-    """{service: ip} for the services of one environment.
-
-    `taken` maps addresses in use in the building to their "env/service".
-    Explicit ips are used as they are; the others start at a hash of
-    "env/service" and probe upward. An address this very service already
-    holds is kept, so re-creating an environment keeps its addresses.
-    """
-    network = _as_network(subnet)
-    first, last = _usable_bounds(network)
-    reserved = {int(ipaddress.ip_address(address)) for address in reserved_addresses(network)}
-    holders = {}
-    for text, holder in taken.items():
-        address = _parse_taken(text)
-        if address.version == network.version and address in network:
-            holders[int(address)] = holder
-    ordered = sorted(services, key=lambda service: service["name"])
-    allocated, used = {}, {}
-    for service in ordered:
-        if not service.get("ip"):
-            continue
-        name, own = service["name"], "%s/%s" % (env_name, service["name"])
-        try:
-            address = ipaddress.ip_address(service["ip"])
-        except ValueError:
-            raise ValueError("services.%s.ip: %r is not an IP address" % (name, service["ip"])) from None
-        if address.version != network.version or address not in network:
-            raise ValueError("services.%s.ip: %s is outside the subnet %s" % (name, address, network))
-        if int(address) in reserved:
-            raise ValueError("services.%s.ip: %s is reserved in %s (network, gateway, broadcast)" % (name, address, network))
-        holder = holders.get(int(address))
-        if holder not in (None, own):
-            raise ValueError("services.%s.ip: %s is already used by %s" % (name, address, holder))
-        if int(address) in used:
-            raise ValueError("services.%s.ip: %s is also the ip of service %s" % (name, address, used[int(address)]))
-        allocated[name], used[int(address)] = int(address), name
-    count = last - first + 1
-    for service in ordered:
-        name, own = service["name"], "%s/%s" % (env_name, service["name"])
-        if name in allocated:
-            continue
-        kept = sorted(address for address, holder in holders.items() if holder == own and first <= address <= last and address not in used)
-        if kept:
-            chosen = kept[0]
-        else:
-            start = _hash_offset(own, count)
-            chosen = None
-            for step in range(count):
-                candidate = first + (start + step) % count
-                if candidate not in used and candidate not in holders:
-                    chosen = candidate
-                    break
-            if chosen is None:
-                raise ValueError("addresses exhausted in %s: none of its %d usable addresses is left for %s" % (network, count, own))
-        allocated[name], used[chosen] = chosen, name
-    return {name: str(ipaddress.ip_address(allocated[name])) for name in sorted(allocated)}
-
-
-# -- services: order and placement -----------------------------------------------------
-def _find_cycle(graph):
+# -- dependencies ----------------------------------------------------------------------
+def find_cycle(graph):
     """A dependency cycle as a path [a, b, a], or None. Visits names in order, so
     the same graph always reports the same cycle."""
     done = set()
@@ -176,57 +114,6 @@ def _find_cycle(graph):
         if found:
             return found
     return None
-
-
-def start_order(services):
-    """Service names, dependencies first, ties broken by name."""
-    graph = {service["name"]: set(service.get("depends_on") or ()) for service in services}
-    for name, dependencies in sorted(graph.items()):
-        unknown = sorted(dependencies - set(graph))
-        if unknown:
-            raise ValueError("services.%s.depends_on: unknown service %s" % (name, ", ".join(unknown)))
-    waiting = {name: set(dependencies) for name, dependencies in graph.items()}
-    dependants = {name: [] for name in graph}
-    for name, dependencies in graph.items():
-        for dependency in dependencies:
-            dependants[dependency].append(name)
-    ready = [name for name, dependencies in waiting.items() if not dependencies]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        name = heapq.heappop(ready)
-        order.append(name)
-        for dependant in dependants[name]:
-            waiting[dependant].discard(name)
-            if not waiting[dependant]:
-                heapq.heappush(ready, dependant)
-    if len(order) < len(graph):
-        stuck = {name: graph[name] for name in graph if name not in order}
-        raise ValueError("dependency cycle: %s" % " -> ".join(_find_cycle(stuck)))
-    return order
-
-
-def place(services, hosts):
-    """{service: host}: pins stay, the rest go one by one (by name) to the host
-    with the fewest services so far, ties by host name."""
-    candidates = sorted(set(hosts))
-    if not candidates:
-        raise ValueError("no Docker host to place the services on")
-    load = dict.fromkeys(candidates, 0)
-    placement = {}
-    for service in sorted(services, key=lambda service: service["name"]):
-        host = service.get("host")
-        if host:
-            if host not in load:
-                raise ValueError("services.%s.host: %s is not one of the hosts %s" % (service["name"], host, ", ".join(candidates)))
-            placement[service["name"]] = host
-            load[host] += 1
-    for service in sorted(services, key=lambda service: service["name"]):
-        if not service.get("host"):
-            host = min(candidates, key=lambda candidate: (load[candidate], candidate))
-            placement[service["name"]] = host
-            load[host] += 1
-    return {name: placement[name] for name in sorted(placement)}
 
 
 # -- the definition --------------------------------------------------------------------
@@ -416,7 +303,7 @@ def _service_field_errors(where, name, spec):
     return errors
 
 
-def _docker_hosts_of(building, docker_hosts, host_building):
+def docker_hosts_of(building, docker_hosts, host_building):
     return sorted(host for host in set(docker_hosts) if host_building.get(host) == building)
 
 
@@ -453,7 +340,7 @@ def _location(definition, buildings, docker_hosts, host_building):
         where = "building"
         if not isinstance(building, str) or building not in buildings:
             return ["building: %r is not a building (known: %s)" % (building, ", ".join(sorted(buildings)))], None, []
-        env_hosts = _docker_hosts_of(building, docker_hosts, host_building)
+        env_hosts = docker_hosts_of(building, docker_hosts, host_building)
         if not env_hosts:
             return ["building: %s has no Docker hosts" % building], None, []
     if building not in buildings:
@@ -510,7 +397,7 @@ def _dependency_errors(entries):
                 "%s.depends_on: unknown service %s (services: %s)" % (where, ", ".join(unknown), ", ".join(sorted(names, key=str)))
             )
         graph[name] = set(depends_on) & names
-    cycle = _find_cycle(graph)
+    cycle = find_cycle(graph)
     if cycle:
         errors.append("services.%s.depends_on: dependency cycle %s" % (cycle[0], " -> ".join(cycle)))
     return errors
@@ -651,225 +538,6 @@ def normalise(definition):
     }
 
 
-def env_plan(definition, buildings, docker_hosts, host_building, taken):
-    """Everything needed to create the environment, services in start order.
-
-    Raises ValueError with all errors of the definition, or when an address
-    cannot be had.
-    """
-    errors = env_errors(definition, buildings, docker_hosts, host_building)
-    if errors:
-        raise ValueError("; ".join(errors))
-    env = normalise(definition)
-    name = env["name"]
-    building = env["building"] or host_building[env["hosts"][0]]
-    settings = buildings[building]
-    subnet = parse_network(settings["container_subnet"], "berth_buildings.%s.container_subnet" % building)
-    env_hosts = env["hosts"] or _docker_hosts_of(building, docker_hosts, host_building)
-    placement = place(env["services"], env_hosts)
-    addresses = allocate_addresses(name, [s for s in env["services"] if not s["proxy"]], subnet, taken)
-    by_name = {service["name"]: service for service in env["services"]}
-    services = []
-    for service_name in start_order(env["services"]):
-        service = by_name[service_name]
-        services.append(
-            {
-                "name": service_name,
-                "container": env_container(name, service_name),
-                "host": placement[service_name],
-                "ip": addresses.get(service_name),
-                "proxy": service["proxy"],
-                "app": "env.%s.%s" % (name, service_name),
-                "image": str(in_registry(service["image"], settings.get("registry"))),
-                "version": tag_of(service["image"]),
-                "env": service["env"],
-                "ports": service["ports"],
-                "volumes": [
-                    {"name": env_volume(name, service_name, volume["name"]), "target": volume["target"], "read_only": volume["read_only"]}
-                    for volume in service["volumes"]
-                ],
-                "health": service["health"],
-                "cpus": service["cpus"],
-                "memory": service["memory"],
-                "depends_on": service["depends_on"],
-                "command": service["command"],
-                "labels": {LABEL_ENV: name, LABEL_SERVICE: service_name, LABEL_BUILDING: building},
-            }
-        )
-    link = settings.get("container_link_subnet")
-    return {
-        "name": name,
-        "building": building,
-        "subnet": str(subnet),
-        # The fixed-IP network: the container subnet itself (a routed VLAN), or
-        # the wider L2 it is carved from, handing out addresses from the subnet.
-        "network_subnet": link or str(subnet),
-        "network_gateway": settings.get("container_gateway") or gateway(link or subnet),
-        "gateway": gateway(subnet),
-        "hosts": sorted(set(placement.values())),
-        "network": env_network(name),
-        "building_network": building_network(building),
-        "reach": env["reach"],
-        # networks of other environments this one's services join (by name there)
-        "reach_networks": [env_network(other) for other in env["reach"]],
-        # who may reach the proxied apps' listen ports through the host firewall
-        "proxy_sources": env["proxy_sources"],
-        # for the network and volumes: what owned_objects and name_clashes go by
-        "labels": {LABEL_ENV: name, LABEL_BUILDING: building},
-        "services": services,
-    }
-
-
-# -- output and teardown ---------------------------------------------------------------
-TABLE_COLUMNS = ("service", "host", "ip", "ports", "health")
-
-
-def _health_text(health):
-    if "cmd" in health:
-        return "cmd"
-    if "tcp" in health:
-        return "tcp:%s" % health["tcp"]
-    return "http:%s%s" % (health.get("port"), health.get("http"))
-
-
-def _cell(value):
-    if value is None or value in ("", []):
-        return "-"
-    if isinstance(value, list):
-        return ",".join(str(item) for item in value)
-    if isinstance(value, dict):
-        return _health_text(value)
-    return str(value)
-
-
-def env_table(rows):
-    """A plain-text table of the services, for the playbook to print."""
-    cells = [list(TABLE_COLUMNS)] + [[_cell(row.get(column)) for column in TABLE_COLUMNS] for row in rows]
-    widths = [max(len(line[index]) for line in cells) for index in range(len(TABLE_COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells)
-
-
-def _labelled_env(item):
-    return (item.get("labels") or {}).get(LABEL_ENV)
-
-
-def owned_objects(objects, env_name):
-    """The Docker objects (dicts with kind, name, labels) of one environment.
-
-    A berth.env label decides on its own: names alone are ambiguous once env
-    names have dashes (env "a" service "b-c" and env "a-b" service "c" are
-    both berth-env-a-b-c). Unlabelled objects go by name.
-    """
-    owned = []
-    for item in objects:
-        label = _labelled_env(item)
-        if label is not None:
-            if label == env_name:
-                owned.append(item)
-        elif item.get("name") == env_network(env_name) or str(item.get("name", "")).startswith(env_network(env_name) + "-"):
-            owned.append(item)
-    return owned
-
-
-def name_clashes(plan, objects):
-    """Errors for existing objects that carry a name the plan would create but
-    are labelled as another environment's."""
-    wanted = {("network", plan["network"])}
-    for service in plan["services"]:
-        wanted.add(("container", service["container"]))
-        wanted.update(("volume", volume["name"]) for volume in service["volumes"])
-    errors = []
-    for item in sorted(objects, key=lambda item: (item.get("kind", ""), item.get("name", ""))):
-        label = _labelled_env(item)
-        if (item.get("kind"), item.get("name")) in wanted and label is not None and label != plan["name"]:
-            errors.append("%s %s belongs to environment %s, not %s" % (item["kind"], item["name"], label, plan["name"]))
-    return errors
-
-
-def taken_addresses(containers, network):
-    """{ip: "env/service"} of the environments' containers on a building's
-    fixed-IP network, from `docker ps`-style container lists (with Labels)."""
-    taken = {}
-    for container in containers:
-        labels = container.get("Labels") or {}
-        if LABEL_ENV not in labels:
-            continue
-        address = (((container.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}).get("IPAddress")
-        if address:
-            taken[address] = "%s/%s" % (labels[LABEL_ENV], labels.get(LABEL_SERVICE, ""))
-    return taken
-
-
-def reach_errors(plan, containers):
-    """Service names this environment shares with one it reaches: joining
-    that network, a name like `db` would resolve to either environment's."""
-    reached = {}
-    for container in containers:
-        labels = container.get("Labels") or {}
-        if labels.get(LABEL_ENV) in plan["reach"] and labels.get(LABEL_SERVICE):
-            reached.setdefault(labels[LABEL_ENV], set()).add(labels[LABEL_SERVICE])
-    own = {service["name"] for service in plan["services"]}
-    return [
-        "reach: %s also has service(s) %s, which would resolve to either environment there; rename them"
-        % (other, ", ".join(sorted(own & names)))
-        for other, names in sorted(reached.items())
-        if own & names
-    ]
-
-
-def docker_healthcheck(health):
-    """community.docker's healthcheck for a normalised health entry; None keeps the image's."""
-    if not health:
-        return None
-    if "cmd" in health:
-        test = ["CMD-SHELL", health["cmd"]]
-    elif "tcp" in health:
-        test = ["CMD-SHELL", "bash -c '</dev/tcp/127.0.0.1/%d'" % int(health["tcp"])]
-    else:
-        url = "http://127.0.0.1:%d%s" % (int(health["port"]), health["http"])
-        test = ["CMD-SHELL", "python3 -c \"import urllib.request; urllib.request.urlopen('%s', timeout=3)\"" % url]
-    return {"test": test, "interval": "%ss" % health["interval"], "timeout": "%ss" % health["timeout"], "retries": health["retries"]}
-
-
 def host_buildings(groups, buildings):
     """{host: building} from the building groups."""
     return {host: building for building in sorted(buildings) for host in groups.get(building) or []}
-
-
-def volume_mount(volume):
-    """A planned volume as a community.docker mount."""
-    return {"type": "volume", "source": volume["name"], "target": volume["target"], "read_only": bool(volume["read_only"])}
-
-
-def table_rows(services, health):
-    """Rows of env_table from the plan's services and their health."""
-    return [
-        {
-            "service": s["name"],
-            "host": s["host"],
-            "ip": s["ip"],
-            "ports": (["%s:%d" % (s["host"], s["proxy"])] if s.get("proxy") else s["ports"]),
-            "health": (health or {}).get(s["name"]),
-        }
-        for s in services
-    ]
-
-
-def service_networks(service, plan):
-    """docker_container networks of a service with a fixed address."""
-    networks = [
-        {"name": plan["network"], "aliases": [service["name"]]},
-        {"name": plan["building_network"], "ipv4_address": service["ip"]},
-    ]
-    return networks + [{"name": name} for name in plan["reach_networks"]]
-
-
-def firewall_opening(plan, host):
-    """The host firewall opening for the proxied apps on `host` (None when there are none)."""
-    ports = [{"proto": "tcp", "ports": str(s["proxy"])} for s in plan["services"] if s.get("proxy") and s["host"] == host]
-    return {"ports": ports, "sources": plan["proxy_sources"]} if ports else None
-
-
-def proxy_apps(services, host):
-    """The proxy role's apps for the proxied services placed on `host`."""
-    return {s["app"]: {"listen": s["proxy"]} for s in services if s.get("proxy") and s["host"] == host}
