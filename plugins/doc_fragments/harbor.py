@@ -1,4 +1,5 @@
-"""Connection options shared by berth's Harbor modules."""
+"""Connection options shared by berth's Harbor modules
+(module_utils/berth_harbor_client.py CONNECTION_SPEC is their argument spec)."""
 
 
 class ModuleDocFragment:

@@ -1,9 +1,13 @@
 """The retention policy option shared by docker_image_prune and registry_prune
-(module_utils/berth_retention.py POLICY_SPEC is its argument spec)."""
+(module_utils/berth_retention.py POLICY_SPEC is its argument spec), and what
+their diff shows."""
 
 
 class ModuleDocFragment:
     DOCUMENTATION = r"""
+attributes:
+  diff_mode:
+    details: The references held before and kept after; the plan with reasons is in the result too.
 options:
   policy:
     description:

@@ -6,6 +6,7 @@ anything changes is decided in berth_harbor_objects, without I/O."""
 import base64
 import json
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import differs, plan_object, repository_path
 from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError, HttpSession
@@ -182,8 +183,15 @@ CONNECTION_SPEC = {
     "validate_certs": {"type": "bool", "default": True},
 }
 
-# Every Harbor object module: the connection, and whether the object exists.
+# Every Harbor object module: the connection, and whether the object exists
+# (the harbor and state doc fragments).
 OBJECT_SPEC = dict(CONNECTION_SPEC, state={"type": "str", "choices": ["present", "absent"], "default": "present"})
+
+
+def object_module(**options):
+    """The AnsibleModule of a Harbor object module: OBJECT_SPEC and the
+    module's own options, with check mode."""
+    return AnsibleModule(argument_spec=dict(OBJECT_SPEC, **options), supports_check_mode=True)
 
 
 def client_for(module):

@@ -3,6 +3,7 @@ on what it sends and returns are in berth_rancher."""
 
 import json
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.parse import quote
 from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError, HttpSession
 from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import FLEET_NAMESPACE
@@ -86,3 +87,24 @@ class RancherClient:
             "POST", "/v3/clusterregistrationtokens", {"type": "clusterRegistrationToken", "clusterId": cluster_id}, expect=(200, 201)
         )[1]
         return created["token"], True
+
+
+# The connection options of every Rancher module (the rancher doc fragment);
+# each module adds its own token option, which differs between them.
+CONNECTION_SPEC = {
+    "url": {"type": "str", "required": True},
+    "ca_path": {"type": "path"},
+    "validate_certs": {"type": "bool", "default": True},
+}
+
+
+def rancher_module(required_if=None, **options):
+    """The AnsibleModule of a Rancher module: CONNECTION_SPEC and the
+    module's own options, with check mode."""
+    return AnsibleModule(argument_spec=dict(CONNECTION_SPEC, **options), required_if=required_if, supports_check_mode=True)
+
+
+def client_for(module, token=None):
+    """The client for a module's connection options."""
+    p = module.params
+    return RancherClient(p["url"], token=token, ca_path=p["ca_path"], validate_certs=p["validate_certs"])

@@ -25,6 +25,7 @@ TAG_GLOB = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
 
 MAX_KEEP = 1000
 MAX_GRACE = 10 * 365 * 86400
+MAX_CONCURRENCY = 64  # requests or removals a prune module runs at once
 
 IN_USE = "in use"
 PROTECTED = "protected"
@@ -234,6 +235,18 @@ def policy_errors(keep, patterns, grace, repositories=(), field="policy"):
     except ValueError as exc:
         errors.append("%s.grace: %s" % (field, exc))
     return errors
+
+
+def policy_option_errors(policy):
+    """policy_errors() of the module option `policy` (POLICY_SPEC)."""
+    return policy_errors(policy["keep"], policy["keep_patterns"], policy["grace"], policy["repositories"])
+
+
+def concurrency_errors(concurrency):
+    """The prune modules' `concurrency` option out of range."""
+    if 1 <= concurrency <= MAX_CONCURRENCY:
+        return []
+    return ["concurrency must be from 1 to %d, got %d" % (MAX_CONCURRENCY, concurrency)]
 
 
 def fleet_errors(fleet):

@@ -23,8 +23,7 @@ author:
 extends_documentation_fragment:
   - berth.ops.attributes
   - berth.ops.attributes.host
-requirements:
-  - Docker SDK for Python (python3-docker) on the host that builds.
+  - berth.ops.docker
 options:
   path:
     description: Build context directory.
@@ -86,10 +85,6 @@ options:
     description: Where file manifests of earlier builds are kept, to say which files changed.
     type: path
     default: ~/.cache/berth/build
-  docker_host:
-    description: Docker daemon URL.
-    type: str
-    default: unix:///var/run/docker.sock
   timeout:
     description: Seconds for engine API calls.
     type: int

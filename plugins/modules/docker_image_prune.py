@@ -19,12 +19,7 @@ extends_documentation_fragment:
   - berth.ops.attributes
   - berth.ops.attributes.host
   - berth.ops.retention
-attributes:
-  diff_mode:
-    support: full
-    details: The references held before and kept after; the plan with reasons is in the result too.
-requirements:
-  - Docker SDK for Python (python3-docker).
+  - berth.ops.docker
 options:
   protected:
     description: References, digests or image IDs that are always kept (e.g. what the fleet runs).
@@ -62,10 +57,6 @@ options:
     description: Removals run at once (1 to 64).
     type: int
     default: 4
-  docker_host:
-    description: Docker daemon URL.
-    type: str
-    default: unix:///var/run/docker.sock
   state_path:
     description:
       - JSON file where the module records when it first saw each image on this host. Docker keeps no
@@ -222,9 +213,10 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     POLICY_OPTION,
     Candidate,
     arrival_times,
+    concurrency_errors,
     parse_duration,
     plan_diff,
-    policy_errors,
+    policy_option_errors,
     policy_plan,
     time_or_none,
 )
@@ -237,20 +229,17 @@ except ImportError:
     HAS_DOCKER = False
 
 NEVER = "0001-01-01T00:00:00Z"
-MAX_CONCURRENCY = 64
 
 
 def validate(module):
     p = module.params
-    policy = p["policy"]
-    errors = policy_errors(policy["keep"], policy["keep_patterns"], policy["grace"], policy["repositories"])
+    errors = policy_option_errors(p["policy"])
     if p["containers_older_than"] is not None:
         try:
             parse_duration(p["containers_older_than"])
         except ValueError as exc:
             errors.append("containers_older_than: %s" % exc)
-    if not 1 <= p["concurrency"] <= MAX_CONCURRENCY:
-        errors.append("concurrency must be from 1 to %d, got %d" % (MAX_CONCURRENCY, p["concurrency"]))
+    errors += concurrency_errors(p["concurrency"])
     if not os.path.isabs(p["state_path"]):
         errors.append("state_path must be an absolute path, got %r" % p["state_path"])
     if errors:

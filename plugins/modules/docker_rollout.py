@@ -27,8 +27,9 @@ author:
 extends_documentation_fragment:
   - berth.ops.attributes
   - berth.ops.attributes.host
+  - berth.ops.docker
 requirements:
-  - Docker SDK for Python (python3-docker); nginx when C(switch=nginx).
+  - nginx when C(switch=nginx).
 options:
   action:
     description: C(deploy) a version, C(activate) a named container, C(rollback) to the previous version,
@@ -177,10 +178,6 @@ options:
     description: Seconds to wait for another run of the same app on this host.
     type: float
     default: 600
-  docker_host:
-    description: Docker daemon URL.
-    type: str
-    default: unix:///var/run/docker.sock
 """
 
 EXAMPLES = r"""

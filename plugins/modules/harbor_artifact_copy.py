@@ -14,6 +14,7 @@ author:
   - berth maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - berth.ops.harbor
+  - berth.ops.state
   - berth.ops.attributes
   - berth.ops.attributes.api
 options:
@@ -30,11 +31,6 @@ options:
     type: str
   state:
     description: Whether the destination holds the artifact.
-    type: str
-    choices:
-      - present
-      - absent
-    default: present
 """
 
 EXAMPLES = r"""
@@ -59,9 +55,8 @@ destination:
   sample: prod/shop/web:20261123-101500123
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.parse import quote
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, converge_object, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import HarborError, converge_object, object_module, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     PROJECT_NAME,
     REPOSITORY_NAME,
@@ -76,14 +71,10 @@ def artifact_path(project, repository, reference):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            OBJECT_SPEC,
-            source={"type": "str", "required": True},
-            project={"type": "str", "required": True},
-            repository={"type": "str"},
-        ),
-        supports_check_mode=True,
+    module = object_module(
+        source={"type": "str", "required": True},
+        project={"type": "str", "required": True},
+        repository={"type": "str"},
     )
     p = module.params
     errors = []

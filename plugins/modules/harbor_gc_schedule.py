@@ -12,16 +12,12 @@ author:
   - berth maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - berth.ops.harbor
+  - berth.ops.state
   - berth.ops.attributes
   - berth.ops.attributes.api
 options:
   state:
     description: C(absent) removes the schedule.
-    type: str
-    choices:
-      - present
-      - absent
-    default: present
   schedule:
     description: How often. C(custom) needs I(cron).
     type: str
@@ -65,21 +61,16 @@ schedule:
     workers: 1
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, converge_object, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import converge_object, object_module, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import gc_comparable, gc_desired, gc_errors, gc_request
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            OBJECT_SPEC,
-            schedule={"type": "str", "choices": ["none", "hourly", "daily", "weekly", "custom"], "default": "weekly"},
-            cron={"type": "str"},
-            delete_untagged={"type": "bool", "default": False},
-            workers={"type": "int"},
-        ),
-        supports_check_mode=True,
+    module = object_module(
+        schedule={"type": "str", "choices": ["none", "hourly", "daily", "weekly", "custom"], "default": "weekly"},
+        cron={"type": "str"},
+        delete_untagged={"type": "bool", "default": False},
+        workers={"type": "int"},
     )
     run_module(module, gc_errors(module.params), converge)
 

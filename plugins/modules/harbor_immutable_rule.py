@@ -13,6 +13,7 @@ author:
   - berth maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - berth.ops.harbor
+  - berth.ops.state
   - berth.ops.attributes
   - berth.ops.attributes.api
 options:
@@ -22,11 +23,6 @@ options:
     required: true
   state:
     description: Whether the rule exists.
-    type: str
-    choices:
-      - present
-      - absent
-    default: present
   tag_matches:
     description: Doublestar pattern of tags made immutable (C(**) when neither tag option is given).
     type: str
@@ -62,8 +58,7 @@ rule_id:
   sample: 7
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, converge_object, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import HarborError, converge_object, object_module, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     find_immutable,
     immutable_errors,
@@ -77,17 +72,10 @@ SELECTOR_OPTIONS = ("tag_matches", "tag_excludes", "repo_matches", "repo_exclude
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            OBJECT_SPEC,
-            project={"type": "str", "required": True},
-            tag_matches={"type": "str"},
-            tag_excludes={"type": "str"},
-            repo_matches={"type": "str"},
-            repo_excludes={"type": "str"},
-            disabled={"type": "bool", "default": False},
-        ),
-        supports_check_mode=True,
+    module = object_module(
+        project={"type": "str", "required": True},
+        disabled={"type": "bool", "default": False},
+        **{name: {"type": "str"} for name in SELECTOR_OPTIONS},
     )
     p = module.params
     rule_params = {k: p[k] for k in SELECTOR_OPTIONS if p[k] is not None}

@@ -13,6 +13,7 @@ author:
   - berth maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - berth.ops.harbor
+  - berth.ops.state
   - berth.ops.attributes
   - berth.ops.attributes.api
 options:
@@ -22,11 +23,6 @@ options:
     required: true
   state:
     description: Whether the project exists.
-    type: str
-    choices:
-      - present
-      - absent
-    default: present
   public:
     description: Anyone may pull.
     type: bool
@@ -89,8 +85,8 @@ changes:
       after: true
 """
 
-from ansible.module_utils.basic import AnsibleModule, human_to_bytes
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, converge_object, run_module
+from ansible.module_utils.basic import human_to_bytes
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import HarborError, converge_object, object_module, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     UNLIMITED,
     project_after,
@@ -123,19 +119,15 @@ def proxy_registry_id(client, name):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            OBJECT_SPEC,
-            name={"type": "str", "required": True},
-            public={"type": "bool"},
-            auto_scan={"type": "bool"},
-            prevent_vulnerable={"type": "bool"},
-            severity={"type": "str", "choices": ["none", "low", "medium", "high", "critical"]},
-            storage_quota={"type": "str"},
-            proxy_cache_registry={"type": "str"},
-            purge={"type": "bool", "default": False},
-        ),
-        supports_check_mode=True,
+    module = object_module(
+        name={"type": "str", "required": True},
+        public={"type": "bool"},
+        auto_scan={"type": "bool"},
+        prevent_vulnerable={"type": "bool"},
+        severity={"type": "str", "choices": ["none", "low", "medium", "high", "critical"]},
+        storage_quota={"type": "str"},
+        proxy_cache_registry={"type": "str"},
+        purge={"type": "bool", "default": False},
     )
     p = dict(module.params, storage_quota=quota_bytes(module.params["storage_quota"]))
     errors = project_errors(p)

@@ -16,6 +16,7 @@ author:
   - berth maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - berth.ops.harbor
+  - berth.ops.state
   - berth.ops.attributes
   - berth.ops.attributes.api
 options:
@@ -25,11 +26,6 @@ options:
     required: true
   state:
     description: Whether the policy exists.
-    type: str
-    choices:
-      - present
-      - absent
-    default: present
   description:
     description: Free text.
     type: str
@@ -155,8 +151,7 @@ changes:
     - policy created
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, converge_object, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import converge_object, object_module, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     combined_diff,
     registry_comparable,
@@ -174,38 +169,34 @@ def by_name(items, name):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            OBJECT_SPEC,
-            name={"type": "str", "required": True},
-            description={"type": "str", "default": ""},
-            registry={
-                "type": "dict",
-                "required": True,
-                "options": {
-                    "name": {"type": "str", "required": True},
-                    "type": {"type": "str", "default": "harbor"},
-                    "url": {"type": "str"},
-                    "insecure": {"type": "bool", "default": False},
-                    "access_key": {"type": "str", "no_log": False},
-                    "access_secret": {"type": "str", "no_log": True},
-                    "description": {"type": "str"},
-                },
+    module = object_module(
+        name={"type": "str", "required": True},
+        description={"type": "str", "default": ""},
+        registry={
+            "type": "dict",
+            "required": True,
+            "options": {
+                "name": {"type": "str", "required": True},
+                "type": {"type": "str", "default": "harbor"},
+                "url": {"type": "str"},
+                "insecure": {"type": "bool", "default": False},
+                "access_key": {"type": "str", "no_log": False},
+                "access_secret": {"type": "str", "no_log": True},
+                "description": {"type": "str"},
             },
-            update_secret={"type": "bool", "default": False},
-            direction={"type": "str", "choices": ["push", "pull"], "default": "push"},
-            name_filter={"type": "str"},
-            tag_filter={"type": "str"},
-            resource_filter={"type": "str", "choices": ["image", "artifact"]},
-            dest_namespace={"type": "str"},
-            dest_namespace_replace_count={"type": "int"},
-            trigger={"type": "str", "choices": ["manual", "scheduled", "event_based"], "default": "manual"},
-            cron={"type": "str"},
-            deletion={"type": "bool", "default": False},
-            override={"type": "bool", "default": True},
-            enabled={"type": "bool", "default": True},
-        ),
-        supports_check_mode=True,
+        },
+        update_secret={"type": "bool", "default": False},
+        direction={"type": "str", "choices": ["push", "pull"], "default": "push"},
+        name_filter={"type": "str"},
+        tag_filter={"type": "str"},
+        resource_filter={"type": "str", "choices": ["image", "artifact"]},
+        dest_namespace={"type": "str"},
+        dest_namespace_replace_count={"type": "int"},
+        trigger={"type": "str", "choices": ["manual", "scheduled", "event_based"], "default": "manual"},
+        cron={"type": "str"},
+        deletion={"type": "bool", "default": False},
+        override={"type": "bool", "default": True},
+        enabled={"type": "bool", "default": True},
     )
     p = module.params
     errors = replication_errors(p)

@@ -13,6 +13,7 @@ author:
   - berth maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - berth.ops.harbor
+  - berth.ops.state
   - berth.ops.attributes
   - berth.ops.attributes.api
 options:
@@ -22,11 +23,6 @@ options:
     required: true
   state:
     description: C(absent) removes the whole policy.
-    type: str
-    choices:
-      - present
-      - absent
-    default: present
   rules:
     description:
       - 'Up to 15 rules: I(template) is one of C(latestPushedK), C(latestPulledN) (with I(count)), C(nDaysSinceLastPush),
@@ -72,8 +68,7 @@ policy:
           latestPushedK: 10
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, HarborError, converge_object, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import HarborError, converge_object, object_module, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     project_errors,
     retention_comparable,
@@ -83,14 +78,10 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects imp
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            OBJECT_SPEC,
-            project={"type": "str", "required": True},
-            rules={"type": "list", "elements": "dict", "default": []},
-            schedule={"type": "str", "default": ""},
-        ),
-        supports_check_mode=True,
+    module = object_module(
+        project={"type": "str", "required": True},
+        rules={"type": "list", "elements": "dict", "default": []},
+        schedule={"type": "str", "default": ""},
     )
     p = module.params
     errors = project_errors({"name": p["project"]}) + retention_errors(p["rules"], p["schedule"])

@@ -15,6 +15,7 @@ author:
   - berth maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - berth.ops.harbor
+  - berth.ops.state
   - berth.ops.attributes
   - berth.ops.attributes.api
 options:
@@ -24,11 +25,6 @@ options:
     required: true
   state:
     description: Whether the robot exists.
-    type: str
-    choices:
-      - present
-      - absent
-    default: present
   level:
     description: C(project) or C(system); by default C(project) when one project is named.
     type: str
@@ -111,8 +107,7 @@ changes:
     - created
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import OBJECT_SPEC, converge_object, run_module
+from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import converge_object, object_module, run_module
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import (
     robot_comparable,
     robot_desired,
@@ -138,24 +133,20 @@ def find_robot(client, p):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            OBJECT_SPEC,
-            name={"type": "str", "required": True},
-            level={"type": "str", "choices": ["project", "system"]},
-            description={"type": "str", "default": ""},
-            duration={"type": "int"},
-            disable={"type": "bool", "default": False},
-            permissions={
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {"project": {"type": "str"}, "access": {"type": "list", "elements": "str", "required": True}},
-            },
-            secret={"type": "str", "no_log": True},
-            rotate={"type": "bool", "default": False},
-        ),
-        supports_check_mode=True,
+    module = object_module(
+        name={"type": "str", "required": True},
+        level={"type": "str", "choices": ["project", "system"]},
+        description={"type": "str", "default": ""},
+        duration={"type": "int"},
+        disable={"type": "bool", "default": False},
+        permissions={
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {"project": {"type": "str"}, "access": {"type": "list", "elements": "str", "required": True}},
+        },
+        secret={"type": "str", "no_log": True},
+        rotate={"type": "bool", "default": False},
     )
     p = module.params
     errors = robot_errors(p)

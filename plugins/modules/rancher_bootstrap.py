@@ -17,13 +17,10 @@ description:
 author:
   - berth maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - berth.ops.rancher
   - berth.ops.attributes
   - berth.ops.attributes.api
 options:
-  url:
-    description: Rancher's URL, e.g. C(https://rancher.bldg-a.example).
-    type: str
-    required: true
   bootstrap_password:
     description: CATTLE_BOOTSTRAP_PASSWORD the server was started with.
     type: str
@@ -43,13 +40,6 @@ options:
     description: "Description that marks berth's automation tokens: the stale ones are deleted before a new one is made."
     type: str
     default: berth automation
-  ca_path:
-    description: CA bundle for Rancher's certificate.
-    type: path
-  validate_certs:
-    description: Verify Rancher's certificate.
-    type: bool
-    default: true
 notes:
   - Supports check mode (what would be done) and diff (the server-url setting).
 """
@@ -113,7 +103,6 @@ status:
   sample: 401
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     bootstrap_failure,
     password_errors,
@@ -121,22 +110,16 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     stale_tokens,
     token_id,
 )
-from ansible_collections.berth.ops.plugins.module_utils.berth_rancher_client import RancherClient, RancherError
+from ansible_collections.berth.ops.plugins.module_utils.berth_rancher_client import RancherError, client_for, rancher_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "url": {"type": "str", "required": True},
-            "bootstrap_password": {"type": "str", "required": True, "no_log": True},
-            "admin_password": {"type": "str", "required": True, "no_log": True},
-            "server_url": {"type": "str", "required": True},
-            "token": {"type": "str", "no_log": True},
-            "token_description": {"type": "str", "default": "berth automation", "no_log": False},
-            "ca_path": {"type": "path"},
-            "validate_certs": {"type": "bool", "default": True},
-        },
-        supports_check_mode=True,
+    module = rancher_module(
+        bootstrap_password={"type": "str", "required": True, "no_log": True},
+        admin_password={"type": "str", "required": True, "no_log": True},
+        server_url={"type": "str", "required": True},
+        token={"type": "str", "no_log": True},
+        token_description={"type": "str", "default": "berth automation", "no_log": False},
     )
     p = module.params
     errors = password_errors(p["bootstrap_password"], p["admin_password"])
@@ -146,7 +129,7 @@ def main():
             errors.append(error)
     if errors:
         module.fail_json(msg="; ".join(errors), errors=errors)
-    client = RancherClient(p["url"], ca_path=p["ca_path"], validate_certs=p["validate_certs"])
+    client = client_for(module)
     progress = {"step": "log in", "secrets": [p["bootstrap_password"], p["admin_password"], p["token"]]}
     try:
         module.exit_json(**bootstrap(module, client, p, progress))

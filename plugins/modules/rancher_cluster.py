@@ -13,13 +13,11 @@ description:
 author:
   - berth maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - berth.ops.rancher
+  - berth.ops.state
   - berth.ops.attributes
   - berth.ops.attributes.api
 options:
-  url:
-    description: Rancher's URL.
-    type: str
-    required: true
   token:
     description: An API token (the rancher role's automation token).
     type: str
@@ -37,22 +35,10 @@ options:
     default: {}
   state:
     description: Whether the cluster exists.
-    type: str
-    choices:
-      - present
-      - absent
-    default: present
   wait_timeout:
     description: Seconds to wait for Rancher to name a new cluster.
     type: int
     default: 120
-  ca_path:
-    description: CA bundle for Rancher's certificate.
-    type: path
-  validate_certs:
-    description: Verify Rancher's certificate.
-    type: bool
-    default: true
 notes:
   - Supports check mode and diff.
 """
@@ -106,7 +92,6 @@ changes:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     CLUSTER_NAME,
     FLEET_NAMESPACE,
@@ -114,24 +99,18 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rancher import (
     cluster_body,
     kubernetes_version_error,
 )
-from ansible_collections.berth.ops.plugins.module_utils.berth_rancher_client import RancherClient, RancherError
+from ansible_collections.berth.ops.plugins.module_utils.berth_rancher_client import RancherError, client_for, rancher_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "url": {"type": "str", "required": True},
-            "token": {"type": "str", "required": True, "no_log": True},
-            "name": {"type": "str", "required": True},
-            "kubernetes_version": {"type": "str"},
-            "labels": {"type": "dict", "default": {}},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            "wait_timeout": {"type": "int", "default": 120},
-            "ca_path": {"type": "path"},
-            "validate_certs": {"type": "bool", "default": True},
-        },
+    module = rancher_module(
         required_if=[("state", "present", ["kubernetes_version"])],
-        supports_check_mode=True,
+        token={"type": "str", "required": True, "no_log": True},
+        name={"type": "str", "required": True},
+        kubernetes_version={"type": "str"},
+        labels={"type": "dict", "default": {}},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        wait_timeout={"type": "int", "default": 120},
     )
     p = module.params
     errors = []
@@ -143,7 +122,7 @@ def main():
             errors.append(error)
     if errors:
         module.fail_json(msg="; ".join(errors), errors=errors)
-    client = RancherClient(p["url"], token=p["token"], ca_path=p["ca_path"], validate_certs=p["validate_certs"])
+    client = client_for(module, token=p["token"])
     try:
         module.exit_json(**converge(module, client, p))
     except RancherError as exc:

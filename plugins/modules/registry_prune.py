@@ -31,10 +31,6 @@ extends_documentation_fragment:
   - berth.ops.attributes
   - berth.ops.attributes.host
   - berth.ops.retention
-attributes:
-  diff_mode:
-    support: full
-    details: The references held before and kept after; the plan with reasons is in the result too.
 options:
   backend:
     description: C(distribution) or C(harbor).
@@ -306,19 +302,19 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     FLEET_OPTION,
     POLICY_OPTION,
     Candidate,
+    concurrency_errors,
     fleet_digests,
     fleet_errors,
     fleet_missing,
     parse_duration,
     plan_diff,
-    policy_errors,
+    policy_option_errors,
     semver_key,
     time_or_none,
 )
 
 ZERO_DIGEST = "sha256:" + "0" * 64
 READONLY_CONFIG = "/run/berth/registry-readonly.yml"
-MAX_CONCURRENCY = 64
 
 
 def wanted(repository, globs):
@@ -643,11 +639,7 @@ def protected_forms(protected):
 
 def validate(module):
     p = module.params
-    policy = p["policy"]
-    errors = policy_errors(policy["keep"], policy["keep_patterns"], policy["grace"], policy["repositories"])
-    errors += fleet_errors(p["fleet"])
-    if not 1 <= p["concurrency"] <= MAX_CONCURRENCY:
-        errors.append("concurrency must be from 1 to %d, got %d" % (MAX_CONCURRENCY, p["concurrency"]))
+    errors = policy_option_errors(p["policy"]) + fleet_errors(p["fleet"]) + concurrency_errors(p["concurrency"])
     if p["backend"] == "harbor" and not p["registry"].startswith(("https://", "http://")):
         errors.append("registry: %r is not Harbor's http(s) URL" % p["registry"])
     if errors:

@@ -14,6 +14,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     SHARED,
     Candidate,
     arrival_times,
+    concurrency_errors,
     decide,
     fleet_digests,
     fleet_errors,
@@ -27,6 +28,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_retention import (
     plan,
     plan_diff,
     policy_errors,
+    policy_option_errors,
     policy_plan,
     semver_key,
     time_or_none,
@@ -311,6 +313,14 @@ def test_pattern_checks_name_the_problem():
     errors = policy_errors(3, ["]a["], 0, ["lab/[x"])
     assert "policy.keep_patterns[0]: ']a[' has a ] with no opening [" in errors
     assert "policy.repositories[0]: 'lab/[x' has a [ with no closing ]" in errors
+
+
+def test_the_prune_modules_options_are_checked_in_one_place():
+    option = {"keep": 3, "keep_patterns": ["]a["], "grace": 0, "repositories": ["lab/[x"]}
+    assert policy_option_errors(option) == policy_errors(3, ["]a["], 0, ["lab/[x"])
+    assert concurrency_errors(1) == concurrency_errors(64) == []
+    assert concurrency_errors(0) == ["concurrency must be from 1 to 64, got 0"]
+    assert concurrency_errors(65) == ["concurrency must be from 1 to 64, got 65"]
 
 
 def literal_brackets(regex):
