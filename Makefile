@@ -83,8 +83,7 @@ lab-tests: venv
 
 molecule: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
-	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- \
-	  bash -c 'for s in molecule/*/molecule.yml; do molecule test -s "$$(basename "$$(dirname "$$s")")" || exit 1; done'
+	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- scripts/molecule.sh $(MOLECULE_ARGS)
 
 bench: venv
 	@$(ENGINE) run -- scripts/host-image.sh build

@@ -5,9 +5,10 @@
 # cores, and a third lab was measured to gain nothing. Each session's output
 # is printed whole, in turn; the exit status is the first failure's.
 #
-# With --tails (make test), each slot then runs one more make target, so
+# With --tails (make test), each slot then runs more make targets, so
 # ansible-test sanity and Molecule fill the time one session waits for the
-# other instead of running after both.
+# other instead of running after both. Both slots end in Molecule on one
+# shared queue of scenarios: the slot that is free first takes the next.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logs=.cache/lab-tests
@@ -15,12 +16,12 @@ mkdir -p "$logs"
 tails=false
 [ "${1:-}" = --tails ] && tails=true
 it=tests/integration
-# name campus | test paths | tail target: about the same wall time each. The
+# name campus | test paths | tail targets: about the same wall time each. The
 # first session is the one `make lab`'s default-named test lab runs, with the
 # README and make-lab tests and the teardown test that proves nothing is left
 # behind (Molecule's objects, which come and go beside it, are told apart).
 sessions=(
-  "berth-test 10.78.0.0/16|$it --ignore=$it/test_rollout.py --ignore=$it/test_collection.py --ignore=$it/test_no_control_state.py|sanity"
+  "berth-test 10.78.0.0/16|$it --ignore=$it/test_rollout.py --ignore=$it/test_collection.py --ignore=$it/test_no_control_state.py|sanity molecule"
   "berth-test2 10.80.0.0/16|$it/test_collection.py $it/test_no_control_state.py tests/faults $it/test_rollout.py|molecule"
 )
 slot() {
@@ -29,13 +30,17 @@ slot() {
   BERTH_TEST_LAB_NAME=$name BERTH_TEST_LAB_CAMPUS=$campus pytest -q -p no:cacheprovider --durations=25 "$@"
   rc=$?
   if $tails; then
-    echo "=== then make $tail ==="
-    SECONDS=0
-    make --no-print-directory "$tail" || { [ "$rc" -eq 0 ] && rc=1; }
-    echo "=== make $tail: ${SECONDS} s ==="
+    for target in $tail; do
+      echo "=== then make $target ==="
+      SECONDS=0
+      make --no-print-directory "$target" MOLECULE_ARGS="--queue $queue" || { [ "$rc" -eq 0 ] && rc=1; }
+      echo "=== make $target: ${SECONDS} s ==="
+    done
   fi
   return "$rc"
 }
+queue=$logs/molecule-queue
+rm -rf "$queue"
 pids=()
 for i in "${!sessions[@]}"; do
   IFS='|' read -r head paths tail <<<"${sessions[$i]}"

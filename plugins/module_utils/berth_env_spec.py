@@ -19,6 +19,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_env_addresses impo
 from ansible_collections.berth.ops.plugins.module_utils.berth_firewall import sources_errors
 from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
 from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import parse_network
+from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import state_files
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -74,6 +75,8 @@ def env_names(env_name):
         "label": "%s=%s" % (LABEL_ENV, env_name),
         "opening": env_opening(env_name),
         "apps": env_app(env_name, "*"),
+        # docker_rollout's lock and history of each of its apps
+        "rollout_files": sorted(state_files(env_app(env_name, "*")).values()),
     }
 
 

@@ -171,6 +171,13 @@ def container_name(app, version, digest):
     return "%s-%s-%s" % (app, safe, digest[:6])
 
 
+def state_files(name):
+    """The files docker_rollout keeps in its state directory for an app (or a
+    port): the lock a run holds, and the record of which version served when.
+    An environment's teardown removes its apps' by the same names."""
+    return {"lock": "%s.lock" % name, "history": "%s.served.json" % name}
+
+
 def listening_ports(*tables):
     """Ports in LISTEN state in /proc/net/tcp{,6} texts: something outside
     Docker may hold a port of the range."""

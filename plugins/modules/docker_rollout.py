@@ -343,6 +343,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
     reusable,
     rollback_target,
     spec_errors,
+    state_files,
     to_retain,
 )
 from ansible_collections.berth.ops.plugins.module_utils.berth_switch_client import SwitchError, make_switch
@@ -401,7 +402,7 @@ class Rollout:
         """flock on a file: held for the whole run, released by the kernel
         when the process ends, however it ends."""
         os.makedirs(self.p["state_dir"], mode=0o755, exist_ok=True)
-        path = os.path.join(self.p["state_dir"], "%s.lock" % name)
+        path = os.path.join(self.p["state_dir"], state_files(name)["lock"])
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             started = time.monotonic()
@@ -425,7 +426,7 @@ class Rollout:
             os.close(fd)
 
     def history_path(self):
-        return os.path.join(self.p["state_dir"], "%s.served.json" % self.p["app"])
+        return os.path.join(self.p["state_dir"], state_files(self.p["app"])["history"])
 
     def history(self):
         try:

@@ -502,6 +502,7 @@ def test_names_come_from_the_environment_name():
         "label": "berth.env=alpha",
         "opening": "env.alpha",
         "apps": "env.alpha.*",
+        "rollout_files": ["env.alpha.*.lock", "env.alpha.*.served.json"],
     }
     plan = env_plan(GOOD, BUILDINGS, DOCKER_HOSTS, HOST_BUILDING, {})
     names = env_names(plan["name"])

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs `molecule test` for every scenario under molecule/ (or those named),
+# one after another, and prints each one's time and a summary; the exit
+# status is 1 when any failed. With --queue DIR, several runners share one
+# list: each takes the next scenario no runner has claimed (mkdir is atomic),
+# so make test's two slots split the scenarios by what is left, not by a
+# fixed half.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+queue=""
+if [ "${1:-}" = --queue ]; then
+  queue=$2
+  shift 2
+  mkdir -p "$queue"
+fi
+if [ $# -gt 0 ]; then
+  scenarios=("$@")
+else
+  scenarios=()
+  for file in molecule/*/molecule.yml; do
+    scenarios+=("$(basename "$(dirname "$file")")")
+  done
+fi
+: "${BERTH_HOST_IMAGE:?the platform image (scripts/host-image.sh tag)}"
+failed=()
+ran=0
+for scenario in "${scenarios[@]}"; do
+  [ -f "molecule/$scenario/molecule.yml" ] || { echo "molecule: no scenario $scenario" >&2; failed+=("$scenario"); continue; }
+  if [ -n "$queue" ] && ! mkdir "$queue/$scenario" 2>/dev/null; then
+    continue  # another runner took it
+  fi
+  SECONDS=0
+  molecule test -s "$scenario"
+  rc=$?
+  ran=$((ran + 1))
+  echo "=== molecule $scenario: $([ $rc -eq 0 ] && echo passed || echo FAILED) in ${SECONDS} s ==="
+  [ $rc -eq 0 ] || failed+=("$scenario")
+done
+echo "=== molecule: $ran scenario(s) run here, ${#failed[@]} failed${failed[*]:+: ${failed[*]}} ==="
+[ ${#failed[@]} -eq 0 ]
