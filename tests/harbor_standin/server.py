@@ -209,7 +209,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Harbor API stand-in for tests (a test double, not Harbor).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--admin-password", required=True)
+    # Or STANDIN_PASSWORD in the environment: off the command line.
+    password = os.environ.get("STANDIN_PASSWORD")
+    parser.add_argument("--admin-password", required=password is None, default=password)
     parser.add_argument("--seed", help='JSON file: {"projects": [...], "artifacts": [...]}')
     args = parser.parse_args(argv)
     standin = HarborStandIn(args.admin_password, args.host, args.port)

@@ -335,7 +335,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Rancher API stand-in for tests (a test double, not Rancher).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--bootstrap-password", required=True)
+    # Or STANDIN_PASSWORD in the environment: off the command line.
+    password = os.environ.get("STANDIN_PASSWORD")
+    parser.add_argument("--bootstrap-password", required=password is None, default=password)
     parser.add_argument("--cert", help="server certificate (PEM); with --key, serve HTTPS")
     parser.add_argument("--key", help="the certificate's private key (PEM)")
     parser.add_argument("--ca", help="the CA that signed --cert (PEM), served at /cacerts")

@@ -117,7 +117,7 @@ def test_the_robot_has_its_permissions_and_the_kept_secret_logs_in(admin, kept):
 
 
 def test_the_stand_in_saw_no_request_or_answer_outside_harbors_swagger():
-    assert "violation" not in read("harbor-standin.err")
+    assert "violation" not in read("harbor-standin.log")
 
 
 def flatten(data, prefix=""):
@@ -165,7 +165,7 @@ def test_no_password_or_secret_reached_a_log(host, admin, kept):
         "replication secret": read("harbor-promoter").split()[0],
         "robot secret": kept["harbor_robots"]["%s/%s" % (NAME, ROBOT)],
     }
-    logs = {name: read(name).encode() for name in ("ansible.log", "harbor-standin.out", "harbor-standin.err")}
+    logs = {name: read(name).encode() for name in ("ansible.log", "harbor-standin.log")}
     # The log is this run's: converge applied the robots.
     assert b"Robot accounts" in logs["ansible.log"]
     logs["host journal"] = host.run("journalctl --no-pager -o cat").stdout_bytes

@@ -65,7 +65,7 @@ def automation_tokens():
 
 def test_every_api_call_had_a_documented_shape():
     # The stand-in refuses and logs calls Rancher would not understand.
-    violations = [line for line in ephemeral("standin.log").decode().splitlines() if line.startswith("violation:")]
+    violations = [line for line in ephemeral("rancher-standin.log").decode().splitlines() if line.startswith("violation:")]
     assert violations == []
 
 
