@@ -11,7 +11,7 @@ export PY_COLORS ?= 0
 export DOCKER_BUILDKIT := 0
 ENGINE := scripts/engine.sh
 
-.PHONY: help venv lab lab-down test lint unit sanity integration faults lab-tests molecule bench collection ee clean
+.PHONY: help venv lab lab-down test test-steps host-image lint unit sanity integration faults lab-tests molecule bench collection ee clean
 
 help:
 	@echo "make lab       bring up the local multi-building lab and converge playbooks/site.yml"
@@ -37,7 +37,16 @@ lab-down: venv
 	@$(ENGINE) release
 
 test: venv
-	@$(ENGINE) run -- $(MAKE) --no-print-directory lint unit lab-tests LAB_TESTS_ARGS=--tails
+	@$(ENGINE) run -- $(MAKE) --no-print-directory test-steps
+
+# lint and unit run beside the host image's build (debootstrap on a fresh
+# machine), then the lab suites; each output stays in one piece.
+test-steps:
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint unit host-image
+	@$(MAKE) --no-print-directory lab-tests LAB_TESTS_ARGS=--tails
+
+host-image: venv
+	@$(ENGINE) run -- scripts/host-image.sh build
 
 # ansible-lint gets an Ansible home of its own: a berth.ops installed under
 # ~/.ansible (the README's install command) would shadow the repo's own.

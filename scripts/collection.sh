@@ -25,13 +25,23 @@ build() {
   # make test builds from two lab sessions and sanity at once: one at a time.
   exec 9>"$out/.lock"
   flock 9
-  # The build walks the tree; hash what it would take so an unchanged tree
-  # reuses the tarball.
+  # The build walks the tree; hash what it would take (galaxy.yml's
+  # build_ignore left out) so an unchanged tree reuses the tarball, and a
+  # file a command writes into the checkout (the README's image.txt) does
+  # not make a new one.
   local want
   want=$(cd "$top" && git ls-files -co --exclude-standard | python3 -c '
-import hashlib, os, sys
+import fnmatch, hashlib, os, sys
+import yaml
+ignore = yaml.safe_load(open("galaxy.yml")).get("build_ignore") or []
+def ignored(path):
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    return any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(os.path.basename(p), pattern) for p in prefixes for pattern in ignore)
 digest = hashlib.sha256()
 for path in sorted(sys.stdin.read().splitlines()):
+    if ignored(path):
+        continue
     if os.path.isfile(path) and not os.path.islink(path):
         digest.update(path.encode() + b"\0" + open(path, "rb").read())
     elif os.path.islink(path):

@@ -73,6 +73,8 @@ def env_names(env_name):
         "name": env_name,
         "network": env_network(env_name),
         "label": "%s=%s" % (LABEL_ENV, env_name),
+        # the label as key and value, for reading listed objects' Labels
+        "label_key": LABEL_ENV,
         "opening": env_opening(env_name),
         "apps": env_app(env_name, "*"),
         # docker_rollout's lock and history of each of its apps

@@ -113,7 +113,7 @@ class Fleet:
         loads = []
         for index, target in enumerate(alive):
             source = alive[(index + 1) % len(alive)]
-            loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1, rate=100))
+            loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1, rate=30))
         time.sleep(2)
         return loads
 

@@ -119,7 +119,9 @@ def ee_image(figures):
     built = subprocess.run([os.path.join(ROOT, "scripts", "ee.sh"), "build"], capture_output=True, text=True, check=False, timeout=3600)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     figures.append("execution environment (scripts/ee.sh build): %.0f s, %s" % (time.monotonic() - started, built.stdout.strip()))
-    return subprocess.run([os.path.join(ROOT, "scripts", "ee.sh"), "tag"], capture_output=True, text=True, check=True).stdout.strip()
+    # The image build made, not a second `ee.sh tag`: the other lab session
+    # may change the checkout in between.
+    return re.search(r"berth/ee:[0-9a-f]{12}", built.stdout).group(0)
 
 
 def runner(image, inventory, playbook, *extra):

@@ -500,6 +500,7 @@ def test_names_come_from_the_environment_name():
         "name": "alpha",
         "network": "berth-env-alpha",
         "label": "berth.env=alpha",
+        "label_key": "berth.env",
         "opening": "env.alpha",
         "apps": "env.alpha.*",
         "rollout_files": ["env.alpha.*.lock", "env.alpha.*.served.json"],
