@@ -35,7 +35,7 @@ class FilterModule:
     def filters(self):
         return {
             "berth_inventory_errors": _wrap(berth_inventory.inventory_errors),
-            "berth_address_error": _wrap(berth_inventory.address_error),
+            "berth_address_errors": _wrap(berth_inventory.address_errors),
             "berth_building_of": _wrap(berth_inventory.building_of),
             "berth_building_attr": _wrap(berth_inventory.building_attr),
             "berth_building_registry": _wrap(berth_inventory.building_registry),

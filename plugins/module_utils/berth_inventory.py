@@ -195,3 +195,17 @@ def address_error(host, address, buildings, group_names):
     if ip not in subnet:
         return "host %s: address %s is outside its building %s (%s)" % (host, ip, building, subnet)
     return None
+
+
+def address_errors(hosts, hostvars, buildings):
+    """address_error for each of `hosts`, read from `hostvars` (ansible_host,
+    else the inventory name; group_names): one check for a whole play, run
+    once, instead of a task per host."""
+    problems = []
+    for host in hosts:
+        variables = hostvars[host]
+        address = variables.get("ansible_host") or host
+        problem = address_error(host, address, buildings, list(variables["group_names"]))
+        if problem:
+            problems.append(problem)
+    return problems

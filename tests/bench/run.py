@@ -34,9 +34,11 @@ from labtools import (  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "collections"))
 from ansible.module_utils.urls import open_url  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_env_spec import LABEL_ENV, LABEL_SERVICE, building_network  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import client_for  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import project_errors  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_lab import lab_inventory, lab_plan  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, plan  # noqa: E402
 from ansible_collections.berth.ops.plugins.modules import harbor_project  # noqa: E402
 
@@ -453,6 +455,78 @@ def bench_harbor(count=50, rounds=3):
     ]
 
 
+def fleet_inventory(directory, buildings=10, per_building=100):
+    """A generated fleet with no connections: `buildings` buildings of
+    `per_building` Docker hosts, laid out by berth_lab like the lab, each
+    host as if it had reported its digests (image_cleanup_in_use) and listed
+    its environment containers (env_existing, two per host in the first
+    building, on that building's fixed-IP network)."""
+    names = ["bldg_%02d" % n for n in range(1, buildings + 1)]
+    topology = {
+        "registry": {"host": "h0101", "port": 5000},
+        "buildings": {
+            name: {"index": n, "hosts": {"h%02d%02d" % (n, k): ["docker_hosts"] for k in range(1, per_building + 1)}}
+            for n, name in enumerate(names, 1)
+        },
+    }
+    inventory = lab_inventory(lab_plan(topology, "plan", "10.120.0.0/16"), str(directory), "", str(directory))
+    first = inventory["all"]["vars"]["berth_buildings"][names[0]]
+    subnet = first["container_subnet"].rsplit(".", 1)[0]
+    for building in names:
+        for index, host in enumerate(sorted(inventory["all"]["children"][building]["hosts"])):
+            containers = []
+            if building == names[0]:
+                for offset, service in enumerate(("db", "cache")):
+                    address = "%s.%d" % (subnet, 20 + 2 * index + offset)
+                    containers.append(
+                        {
+                            "Labels": {LABEL_ENV: "e%03d" % index, LABEL_SERVICE: service},
+                            "NetworkSettings": {"Networks": {building_network(building): {"IPAddress": address}}},
+                        }
+                    )
+            digests = ["%s/lab/app%d@sha256:%064x" % (first["registry"], k % 7, index * 3 + k) for k in range(3)]
+            inventory["all"]["children"][building]["hosts"][host].update(
+                {"image_cleanup_in_use": {"digests": digests}, "env_existing": {"containers": containers}}
+            )
+    inventory["all"]["vars"]["berth_apps"] = {
+        "demo": {"hosts": "docker_hosts", "image": "lab/demo", "container_port": 8080, "listen": 80, "health_http": "/health"}
+    }
+    path = os.path.join(str(directory), "hosts.yml")
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(inventory, stream)
+    return path
+
+
+def bench_plan(hosts=1000, rounds=2):
+    """Controller-side planning over a generated 1,000-host inventory with no connections (goal < 5 s each). No lab."""
+    directory = tempfile.mkdtemp(prefix="berth-plan-")
+    try:
+        inventory = fleet_inventory(directory, per_building=hosts // 10)
+        env = {"env": {"name": "bench", "building": "bldg_01", "services": {
+            "db": {"image": "env/mariadb:1", "ports": [3306]},
+            "cache": {"image": "env/redis:1", "ports": [6379]},
+            "app": {"image": "env/app:1", "ports": [8080], "depends_on": ["db", "cache"]},
+        }}}  # fmt: skip
+        runs = {
+            "start-up and the inventory alone": ("tests/bench/playbooks/plan_baseline.yml",),
+            "inventory validation (playbooks/validate.yml)": ("playbooks/validate.yml",),
+            "the rollout plan (role rollout, plan)": ("tests/bench/playbooks/plan_rollout.yml",),
+            "the fleet's deployed digests (image_cleanup)": ("tests/bench/playbooks/plan_digests.yml",),
+            "environment address allocation (env create's plan)": ("tests/bench/playbooks/plan_env.yml", "-e", json.dumps(env)),
+        }
+        best = {}
+        for label, args in runs.items():
+            for _ in range(rounds):
+                elapsed, _run = timed(label, "-i", inventory, *args)
+                best[label] = min(best.get(label, elapsed), elapsed)
+        base = best.pop("start-up and the inventory alone")
+        rows = [("start-up and the inventory alone (%d hosts)" % hosts, "%.1f s" % base)]
+        rows += [(label + ", beyond start-up", "%.1f s" % max(0.0, seconds - base)) for label, seconds in best.items()]
+        return rows
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 BENCHES = {
     "lab": bench_lab,
     "build": bench_build,
@@ -460,9 +534,10 @@ BENCHES = {
     "rollout": bench_rollout,
     "env": bench_env,
     "harbor": bench_harbor,
+    "plan": bench_plan,
 }
 # These run on the stand-ins alone: no bench lab is made for them.
-WITHOUT_LAB = {"harbor"}
+WITHOUT_LAB = {"harbor", "plan"}
 
 
 def report(name, rows):

@@ -3,6 +3,7 @@ import ipaddress
 import pytest
 from ansible_collections.berth.ops.plugins.module_utils.berth_inventory import (
     address_error,
+    address_errors,
     building_errors,
     building_of,
     inventory_errors,
@@ -80,6 +81,20 @@ def test_address_must_lie_in_the_building_subnet():
         address_error("h1", "10.20.0.5", BUILDINGS, ["bldg_a"])
         == "host h1: address 10.20.0.5 is outside its building bldg_a (10.10.0.0/24)"
     )
+
+
+def test_one_check_for_all_hosts_names_each_bad_one():
+    hostvars = {
+        "h1": {"ansible_host": "10.10.0.5", "group_names": ["bldg_a", "docker_hosts"]},
+        "h2": {"ansible_host": "10.20.0.5", "group_names": ["bldg_a"]},
+        "h3": {"group_names": ["bldg_a"]},  # no ansible_host: its name, which resolves elsewhere
+        "10.10.0.300": {"group_names": ["bldg_a"]},
+    }
+    assert address_errors(["h1", "h3"], hostvars, BUILDINGS) == []
+    assert address_errors(sorted(hostvars), hostvars, BUILDINGS) == [
+        "host 10.10.0.300: ansible_host 10.10.0.300 is not a valid IPv4 address",
+        "host h2: address 10.20.0.5 is outside its building bldg_a (10.10.0.0/24)",
+    ]
 
 
 @pytest.mark.parametrize("address", ["10.77.2.300", "10.10.0", "10.10.0.5.1", "1.2.3.4.", "999"])
