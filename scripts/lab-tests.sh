@@ -27,7 +27,8 @@ sessions=(
 slot() {
   local name=$1 campus=$2 tail=$3 rc
   shift 3
-  BERTH_TEST_LAB_NAME=$name BERTH_TEST_LAB_CAMPUS=$campus pytest -q -p no:cacheprovider --durations=25 "$@"
+  BERTH_TEST_TIMES=$logs/$name.times BERTH_TEST_LAB_NAME=$name BERTH_TEST_LAB_CAMPUS=$campus \
+    pytest -q -p no:cacheprovider --durations=25 "$@"
   rc=$?
   if $tails; then
     for target in $tail; do
@@ -40,7 +41,7 @@ slot() {
   return "$rc"
 }
 queue=$logs/molecule-queue
-rm -rf "$queue"
+rm -rf "$queue" "$logs"/*.times
 pids=()
 for i in "${!sessions[@]}"; do
   IFS='|' read -r head paths tail <<<"${sessions[$i]}"
@@ -57,6 +58,11 @@ for i in "${!sessions[@]}"; do
   name=${sessions[$i]%% *}
   echo "=== session $((i + 1)): lab $name, exit $rc ==="
   cat "$logs/$name.log"
+  if [ "$rc" -ne 0 ] && [ -s "$logs/$name.times" ]; then
+    # A session cut short prints no durations of its own.
+    echo "--- session $((i + 1)): the longest test phases that ended, of $(wc -l <"$logs/$name.times") ---"
+    sort -rn "$logs/$name.times" | head -n 30
+  fi
   echo
   [ "$status" -eq 0 ] && status=$rc
 done

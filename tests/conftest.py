@@ -81,6 +81,15 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+def pytest_runtest_logreport(report):
+    # Each phase's time as it ends, so a run cut short (a CI time limit)
+    # still shows where its time went (scripts/lab-tests.sh prints it).
+    path = os.environ.get("BERTH_TEST_TIMES")
+    if path and report.duration >= 1:
+        with open(path, "a", encoding="utf-8") as stream:
+            stream.write("%8.1f %-8s %s %s\n" % (report.duration, report.when, report.outcome, report.nodeid))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab_teardown: tears the test lab down; runs last")
 

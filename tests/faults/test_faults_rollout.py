@@ -21,6 +21,7 @@ Scenarios (rollout_batch_size=0, one building per batch):
 - the new version's health fails only in the last building: every host
   that switched goes back."""
 
+import contextlib
 import json
 import os
 import signal
@@ -88,11 +89,31 @@ class Fleet:
     def __init__(self, lab):
         self.lab = lab
         self.hosts = names(lab)
+        self.loads = []
 
     def versions(self):
         """The version every host serves now, and the other one."""
         (current,) = set(versions(self.lab).values())
         return current, "r3" if current == "r2" else "r2"
+
+    def heal(self):
+        """After a scenario that failed half-way: stop its load and bring
+        the fleet back to one version, so the next scenario starts where it
+        expects to (its own failure stays its own)."""
+        for load in self.loads:
+            # A load whose host was stopped has nothing to give.
+            with contextlib.suppress(Exception):
+                load.stop()
+        self.loads = []
+        for name in self.hosts:
+            started = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", name], check=False, capture_output=True, text=True)
+            if started.stdout.strip() != "true":
+                subprocess.run(["docker", "start", name], check=False, capture_output=True)
+                assert wait_for(lambda name=name: reachable(self.lab, name), 180, step=2), name
+            lab_exec(name, "rm -f /etc/nginx/conf.d/zz-broken.conf")
+        if len(set(versions(self.lab).values())) != 1:
+            healed = self.rollout("r2")
+            assert healed.returncode == 0, healed.explain()
 
     def by(self, suffix):
         return next(h for h in self.hosts if h.endswith("-" + suffix))
@@ -114,6 +135,7 @@ class Fleet:
         for index, target in enumerate(alive):
             source = alive[(index + 1) % len(alive)]
             loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1, rate=30))
+        self.loads = loads
         time.sleep(2)
         return loads
 
@@ -168,6 +190,7 @@ def kill_modules(hosts):
 def finish(name, loads, lab, fleet_version, run, skip=()):
     """Stop the load, print the figures, check the end state."""
     results = [load.stop() for load in loads]
+    del loads[:]
     total = sum(r["ok"] + r["failed"] for r in results)
     failed = sum(r["failed"] for r in results)
     seconds = max(r["seconds"] for r in results)
@@ -193,16 +216,33 @@ def fleet(lab, rollout_images, figures):
     assert start.returncode == 0, start.explain()
     assert set(versions(lab).values()) == {"r2"}
     yield fleet
+    fleet.heal()
     closed = lab.playbook("tests/faults/playbooks/web-opening.yml", "-e", "opening_state=absent")
     assert closed.returncode == 0, closed.explain()
 
 
-def test_control_node_killed_between_start_and_switch(fleet):
+@pytest.fixture
+def scenario(fleet):
+    """The fleet for one scenario; a scenario that failed half-way is
+    cleaned up after, not in the next one."""
+    yield fleet
+    fleet.heal()
+
+
+# The new version in building a does not answer until the test lets it
+# (a file in its container): the window between start and switch is held
+# open for as long as the test needs, however slow the machine.
+GATE = "/tmp/berth-go"
+GATED = '[ "$BERTH_BUILDING" != bldg_a ] || until [ -e %s ]; do sleep 1; done' % GATE
+
+
+def test_control_node_killed_between_start_and_switch(scenario):
+    fleet = scenario
     first = [fleet.by("a1"), fleet.by("a2")]
     current, new = fleet.versions()
-    slow = app(env={"INI_CMD": "sleep 6"})
+    gated = app(env={"INI_CMD": GATED})
     loads = fleet.load()
-    run = fleet.background(new, "-e", slow)
+    run = fleet.background(new, "-e", gated)
     try:
         assert wait_for(lambda: all(running(h, new) for h in first)), run.output()[-3000:]
         assert all(served(h) == current for h in first)
@@ -211,13 +251,16 @@ def test_control_node_killed_between_start_and_switch(fleet):
     finally:
         run.close()
     assert all(killed.values()), killed
+    for name in first:
+        lab_exec(name, "docker exec %s touch %s" % (running(name, new)[0], GATE), check=True)
     # The new containers run, no upstream points to them: the re-run reconciles.
-    rerun = fleet.rollout(new, "-e", slow)
+    rerun = fleet.rollout(new, "-e", gated)
     assert rerun.returncode == 0, rerun.explain()
     finish("kill between start and switch", loads, fleet.lab, new, rerun)
 
 
-def test_control_node_killed_between_switch_and_drain(fleet):
+def test_control_node_killed_between_switch_and_drain(scenario):
+    fleet = scenario
     first = [fleet.by("a1"), fleet.by("a2")]
     _, new = fleet.versions()
     old_ports = {}
@@ -252,7 +295,8 @@ def test_control_node_killed_between_switch_and_drain(fleet):
         assert "reconciled" in next(line for line in lines if line.split()[0] == name), lines
 
 
-def test_a_lab_host_stopped_mid_batch(fleet):
+def test_a_lab_host_stopped_mid_batch(scenario):
+    fleet = scenario
     b1, b2 = fleet.by("b1"), fleet.by("b2")
     current, new = fleet.versions()
     loads = fleet.load(skip=[b2])
@@ -281,7 +325,8 @@ def test_a_lab_host_stopped_mid_batch(fleet):
     assert served(b2) == new and len(running(b2)) == 1
 
 
-def test_nginx_config_broken_on_one_host(fleet):
+def test_nginx_config_broken_on_one_host(scenario):
+    fleet = scenario
     b1 = fleet.by("b1")
     current, new = fleet.versions()
     loads = fleet.load()
@@ -300,7 +345,8 @@ def test_nginx_config_broken_on_one_host(fleet):
     finish("nginx config broken on one host", loads, fleet.lab, new, rerun)
 
 
-def test_health_failing_only_in_the_last_building(fleet):
+def test_health_failing_only_in_the_last_building(scenario):
+    fleet = scenario
     broken = app(deadline=20, env={"INI_CMD": '[ "$BERTH_BUILDING" != bldg_c ] || rm -f /srv/app/health'})
     current, new = fleet.versions()
     loads = fleet.load()
