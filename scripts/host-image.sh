@@ -18,7 +18,7 @@ die() {
 
 recipe_hash() {
   (cd "$top" && cat images/host/Dockerfile images/host/packages.txt \
-    images/host/configure.sh scripts/host-image.sh) | sha256sum | cut -c1-12
+    images/host/configure.sh images/host/berth_lab_pycache.py scripts/host-image.sh) | sha256sum | cut -c1-12
 }
 
 tag="berth/host:$(recipe_hash)"

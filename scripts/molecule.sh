@@ -31,14 +31,20 @@ fi
 : "${BERTH_HOST_IMAGE:?the platform image (scripts/host-image.sh tag)}"
 failed=()
 ran=0
+current=""
+# Cut short (a CI time limit), the running scenario's host goes with it.
+trap '[ -n "$current" ] && docker rm -f -v "berth-molecule-$current" >/dev/null 2>&1; exit 143' TERM INT
 for scenario in "${scenarios[@]}"; do
   [ -f "molecule/$scenario/molecule.yml" ] || { echo "molecule: no scenario $scenario" >&2; failed+=("$scenario"); continue; }
   if [ -n "$queue" ] && ! mkdir "$queue/$scenario" 2>/dev/null; then
     continue  # another runner took it
   fi
   SECONDS=0
-  molecule test -s "$scenario"
+  current=$scenario
+  molecule test -s "$scenario" &
+  wait $!
   rc=$?
+  current=""
   ran=$((ran + 1))
   echo "=== molecule $scenario: $([ $rc -eq 0 ] && echo passed || echo FAILED) in ${SECONDS} s ==="
   [ $rc -eq 0 ] || failed+=("$scenario")

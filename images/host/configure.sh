@@ -19,6 +19,14 @@ apt-get clean
 rm -rf /var/lib/apt/lists/* /var/lib/apt/periodic/update-success-stamp
 touch -d @0 /var/lib/apt/lists
 
+# The bytecode cache for the modules Ansible sends (why: berth_lab_pycache.py).
+# A .pth line runs at every interpreter start; Debian's own sitecustomize
+# would shadow one of ours.
+site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
+install -d "$site"
+install -m 0644 "$here/berth_lab_pycache.py" "$site/berth_lab_pycache.py"
+echo "import berth_lab_pycache" >"$site/berth_lab_pycache.pth"
+
 # Every host gets its own identity at first boot.
 rm -f /etc/ssh/ssh_host_*
 : >/etc/machine-id

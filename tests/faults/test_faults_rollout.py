@@ -24,6 +24,7 @@ Scenarios (rollout_batch_size=0, one building per batch):
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -353,5 +354,10 @@ def test_health_failing_only_in_the_last_building(scenario):
     run = fleet.rollout(new, "-e", broken)
     assert run.returncode != 0
     lines = finish("health failing in the last building", loads, fleet.lab, current, run)
+    assert "rollout of demo %s stopped" % new in run.output
     assert sum("rolled back" in line for line in lines) == 4, lines
-    assert "health:" in next(line for line in lines if line.split()[0] == fleet.by("c1")), lines
+    # The failed host's line has its versions and the reason (issue 12, 2.12).
+    c1 = next(line for line in lines if line.split()[0] == fleet.by("c1"))
+    assert re.search(
+        r"%s\s+-> %s\s+failed\s+\S+s  health: (HTTP 404 from /health|Docker's health check reports unhealthy)" % (current, current), c1
+    ), lines
