@@ -217,7 +217,6 @@ def fleet(lab, rollout_images, figures):
     assert start.returncode == 0, start.explain()
     assert set(versions(lab).values()) == {"r2"}
     yield fleet
-    fleet.heal()
     closed = lab.playbook("tests/faults/playbooks/web-opening.yml", "-e", "opening_state=absent")
     assert closed.returncode == 0, closed.explain()
 
