@@ -11,7 +11,7 @@ export PY_COLORS ?= 0
 export DOCKER_BUILDKIT := 0
 ENGINE := scripts/engine.sh
 
-.PHONY: help venv lab lab-down test test-steps host-image lint unit sanity integration faults lab-tests molecule bench collection ee clean
+.PHONY: help venv lab lab-down test test-steps checks checks-slot host-image lint unit sanity integration faults lab-tests molecule bench collection ee clean
 
 help:
 	@echo "make lab       bring up the local multi-building lab and converge playbooks/site.yml"
@@ -39,11 +39,24 @@ lab-down: venv
 test: venv
 	@$(ENGINE) run -- $(MAKE) --no-print-directory test-steps
 
-# lint and unit run beside the host image's build (debootstrap on a fresh
-# machine), then the lab suites; each output stays in one piece.
+# The host image first (debootstrap on a fresh machine, cached after), then
+# three slots: the two lab sessions, and beside them lint, unit and sanity,
+# one after another in the time the labs wait. All three end in Molecule on
+# one queue of scenarios. Each slot's output stays in one piece.
+MOLECULE_QUEUE := .cache/lab-tests/molecule-queue
 test-steps:
-	@$(MAKE) --no-print-directory -j2 --output-sync=target lint unit host-image
-	@$(MAKE) --no-print-directory lab-tests LAB_TESTS_ARGS=--tails
+	@$(MAKE) --no-print-directory host-image
+	@rm -rf $(MOLECULE_QUEUE)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target checks-slot lab-tests LAB_TESTS_ARGS=--tails
+
+# The checks that need no lab, in this order.
+checks: venv
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory sanity
+
+checks-slot: checks
+	@$(MAKE) --no-print-directory molecule MOLECULE_ARGS="--queue $(MOLECULE_QUEUE)"
 
 host-image: venv
 	@$(ENGINE) run -- scripts/host-image.sh build

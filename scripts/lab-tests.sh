@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The lab suites as two pytest sessions at once, each on its own test lab
-# made by `make lab`. Both wait on SSH, health checks and paced load part of
+# The lab suites as two pytest sessions at once, each on its own test lab.
+# Both wait on SSH, health checks and paced load part of
 # the time, so two labs finish sooner than one; the rest is CPU-bound on 2
 # cores, and a third lab was measured to gain nothing. Each session's output
 # is printed whole, in turn; the exit status is the first failure's.
 #
-# With --tails (make test), each slot then runs more make targets, so
-# ansible-test sanity and Molecule fill the time one session waits for the
-# other instead of running after both. Both slots end in Molecule on one
-# shared queue of scenarios: the slot that is free first takes the next.
+# The second session's lab is only brought up and converged (lab_up.yml,
+# site.yml): the first one runs `make lab` itself, and the second needs no
+# cleanup dry run or demo.
+#
+# With --tails (make test), each slot then runs Molecule from one shared
+# queue of scenarios, as the checks' slot beside them does: the slot that
+# is free first takes the next.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logs=.cache/lab-tests
@@ -21,33 +24,37 @@ it=tests/integration
 # README and make-lab tests and the teardown test that proves nothing is left
 # behind (Molecule's objects, which come and go beside it, are told apart).
 sessions=(
-  "berth-test 10.78.0.0/16|$it --ignore=$it/test_rollout.py --ignore=$it/test_collection.py --ignore=$it/test_no_control_state.py|sanity molecule"
-  "berth-test2 10.80.0.0/16|$it/test_collection.py $it/test_no_control_state.py tests/faults $it/test_rollout.py|molecule"
+  "berth-test 10.78.0.0/16|$it --ignore=$it/test_rollout.py --ignore=$it/test_collection.py --ignore=$it/test_no_control_state.py --ignore=$it/test_harbor_role.py --ignore=$it/test_harbor_modules.py|molecule"
+  "berth-test2 10.80.0.0/16|$it/test_collection.py $it/test_no_control_state.py $it/test_harbor_role.py $it/test_harbor_modules.py tests/faults $it/test_rollout.py|molecule"
 )
 slot() {
-  local name=$1 campus=$2 tail=$3 rc
-  shift 3
+  local name=$1 campus=$2 tail=$3 converge_only=$4 rc
+  shift 4
   BERTH_TEST_TIMES=$logs/$name.times BERTH_TEST_LAB_NAME=$name BERTH_TEST_LAB_CAMPUS=$campus \
-    pytest -q -p no:cacheprovider --durations=25 "$@"
+    BERTH_TEST_LAB_CONVERGE_ONLY=$converge_only pytest -q -p no:cacheprovider --durations=25 "$@"
   rc=$?
   if $tails; then
     for target in $tail; do
       echo "=== then make $target ==="
       SECONDS=0
-      make --no-print-directory "$target" MOLECULE_ARGS="--queue $queue" || { [ "$rc" -eq 0 ] && rc=1; }
+      MAKEFLAGS= make --no-print-directory "$target" MOLECULE_ARGS="--queue $queue" || { [ "$rc" -eq 0 ] && rc=1; }
       echo "=== make $target: ${SECONDS} s ==="
     done
   fi
   return "$rc"
 }
+# make test empties the queue before its slots start (the checks' slot
+# takes from it too).
 queue=$logs/molecule-queue
-rm -rf "$queue" "$logs"/*.times
+rm -f "$logs"/*.times
 pids=()
 for i in "${!sessions[@]}"; do
   IFS='|' read -r head paths tail <<<"${sessions[$i]}"
   read -r name campus <<<"$head"
   read -ra args <<<"$paths"
-  slot "$name" "$campus" "$tail" "${args[@]}" >"$logs/$name.log" 2>&1 &
+  # The first session's lab is made by `make lab`; the others need only a
+  # converged fleet (lab_up.yml and site.yml).
+  slot "$name" "$campus" "$tail" "$([ "$i" -eq 0 ] && echo 0 || echo 1)" "${args[@]}" >"$logs/$name.log" 2>&1 &
   pids+=($!)
 done
 trap 'kill "${pids[@]}" 2>/dev/null' INT TERM

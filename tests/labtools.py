@@ -1,11 +1,14 @@
 """Helpers for tests that drive ansible-playbook against real hosts."""
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -69,6 +72,52 @@ def ansible_playbook(*args, env=None, timeout=1800):
 def local_playbook(*args, **kwargs):
     """ansible-playbook on the control host itself, with this venv's Python."""
     return ansible_playbook("-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable, *args, **kwargs)
+
+
+class Background:
+    """ansible-playbook in its own process group, so that kill -9 reaches
+    every process of the control node's run at once."""
+
+    def __init__(self, lab, *args):
+        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+        self.proc = subprocess.Popen(
+            ["ansible-playbook", "-i", lab.inventory, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def wait(self, timeout=900):
+        self.proc.wait(timeout=timeout)
+        output = self.output()
+        os.unlink(self.log.name)
+        return self.proc.returncode, output
+
+    def output(self):
+        with open(self.log.name, encoding="utf-8") as stream:
+            return stream.read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.kill()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.log.name)
+
+
+def wait_for(condition, timeout=90, step=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
 
 
 def docker(*args, check=True):

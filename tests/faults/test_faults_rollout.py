@@ -23,15 +23,12 @@ Scenarios (rollout_batch_size=0, one building per batch):
 
 import contextlib
 import json
-import os
 import re
-import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
-from labtools import ROOT, Load, lab_exec, reachable, task_results
+from labtools import Background, Load, lab_exec, reachable, task_results, wait_for
 
 LOCK = "/var/lib/berth/rollout/demo.lock"
 # The pid that holds the app's rollout lock on a host: the module of the
@@ -75,15 +72,6 @@ def app(**settings):
     spec = {"hosts": "docker_hosts", "image": "lab/demo", "container_port": 8080, "listen": 80, "health_http": "/health"}
     spec.update(settings)
     return json.dumps({"berth_apps": {"demo": spec}})
-
-
-def wait_for(condition, timeout=90, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return False
 
 
 class Fleet:
@@ -135,45 +123,10 @@ class Fleet:
         loads = []
         for index, target in enumerate(alive):
             source = alive[(index + 1) % len(alive)]
-            loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1, rate=30))
+            loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1, rate=80))
         self.loads = loads
         time.sleep(2)
         return loads
-
-
-class Background:
-    """ansible-playbook in its own process group, so that kill -9 reaches
-    every process of the control node's run at once."""
-
-    def __init__(self, lab, *args):
-        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-        self.proc = subprocess.Popen(
-            ["ansible-playbook", "-i", lab.inventory, *args],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def wait(self, timeout=900):
-        self.proc.wait(timeout=timeout)
-        with open(self.log.name, encoding="utf-8") as stream:
-            return self.proc.returncode, stream.read()
-
-    def output(self):
-        with open(self.log.name, encoding="utf-8") as stream:
-            return stream.read()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.kill()
-        os.unlink(self.log.name)
 
 
 def kill_modules(hosts):

@@ -7,7 +7,7 @@ import json
 import shlex
 
 import pytest
-from labtools import lab_exec
+from labtools import Background, lab_exec, wait_for
 
 SERVICES = {
     "db": {
@@ -202,3 +202,39 @@ def test_two_environments_side_by_side_then_released_without_leftovers(envs):
     assert teardown(envs, "gamma").returncode == 0
     assert objects(lab) == empty
     assert firewall_openings(envs) == []
+
+
+def env_files(envs, env):
+    """berth's files of an environment on its host: nginx entries and rollout state."""
+    find = "find /etc/nginx /var/lib/berth -name 'env.%s.*' 2>/dev/null" % env
+    return sorted(lab_exec(envs["host"], find).stdout.split())
+
+
+def test_a_teardown_killed_half_way_is_finished_by_the_next(envs):
+    # kill -9 of the control node once the files are gone and the Docker
+    # objects are being removed: the next teardown finds the rest by label.
+    lab = envs["lab"]
+    empty = objects(lab)
+    spec = definition("delta", envs["host"])
+    services = spec["env"]["services"]
+    del services["db"]
+    services["app"].update({"env": {"INI_CMD": "true"}, "depends_on": ["cache"]})
+    created = create(envs, spec)
+    assert created.returncode == 0, created.explain()
+    assert env_files(envs, "delta") and firewall_openings(envs) == ["env.delta"]
+
+    run = Background(lab, "playbooks/env_teardown.yml", "-e", "env_name=delta")
+    try:
+        assert wait_for(lambda: "Remove its containers]" in run.output(), timeout=600, step=0.2), run.output()[-3000:]
+        run.kill()
+    finally:
+        run.close()
+    assert env_files(envs, "delta") == [] and firewall_openings(envs) == []
+    assert objects(lab) != empty  # cut short: its network at least is still there
+
+    again = teardown(envs, "delta")
+    assert again.returncode == 0, again.explain()
+    assert objects(lab) == empty
+    assert env_files(envs, "delta") == [] and firewall_openings(envs) == []
+    address = lab.hosts[envs["host"]]
+    assert lab_exec(envs["neighbour"], "curl -sf -m 5 -o /dev/null http://%s:%d/" % (address, LISTEN.get("delta", 18089))).returncode != 0

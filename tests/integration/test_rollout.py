@@ -11,14 +11,12 @@ Most single-host cases run the demo app on building C only (its
 berth_apps entry with `hosts: bldg_c`) and put that host back on r2."""
 
 import json
-import os
 import re
 import subprocess
-import tempfile
 import time
 
 import pytest
-from labtools import ROOT, Load, lab_exec, reachable, task_results
+from labtools import Background, Load, lab_exec, reachable, task_results, wait_for
 
 
 def host(lab, suffix):
@@ -105,7 +103,7 @@ def back_on_r2(lab):
 
 
 def loaded(lab, action, hosts=None):
-    loads = [Load(name, minimum=2200, rate=40) for name in sorted(hosts or lab.hosts)]
+    loads = [Load(name, minimum=2000, rate=100) for name in sorted(hosts or lab.hosts)]
     time.sleep(2)
     run = action()
     results = {load.host: load.stop() for load in loads}
@@ -114,33 +112,6 @@ def loaded(lab, action, hosts=None):
 
 def failures(results):
     return {name: r["errors"] for name, r in results.items() if r["failed"]}
-
-
-class Background:
-    """ansible-playbook in the background, its output in a file."""
-
-    def __init__(self, lab, *args):
-        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-        self.proc = subprocess.Popen(
-            ["ansible-playbook", "-i", lab.inventory, *args], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    def wait(self, timeout=600):
-        code = self.proc.wait(timeout=timeout)
-        with open(self.log.name, encoding="utf-8") as stream:
-            output = stream.read()
-        os.unlink(self.log.name)
-        return code, output
-
-
-def wait_for(condition, timeout=60, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return False
 
 
 # -- the fleet -----------------------------------------------------------------------------------
