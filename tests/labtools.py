@@ -165,7 +165,8 @@ def docker_objects(lab_name=None):
     return found
 
 
-SKIP_DIRS = {".git", ".venv", ".cache", ".pytest_cache", "__pycache__", ".ansible"}
+# Tool caches; the checks write .hypothesis and .ruff_cache while the labs run.
+SKIP_DIRS = {".git", ".venv", ".cache", ".pytest_cache", "__pycache__", ".ansible", ".hypothesis", ".ruff_cache"}
 
 
 def project_files(lab_name=None):

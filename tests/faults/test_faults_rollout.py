@@ -123,7 +123,7 @@ class Fleet:
         loads = []
         for index, target in enumerate(alive):
             source = alive[(index + 1) % len(alive)]
-            loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1, rate=80))
+            loads.append(Load(source, target=self.lab.hosts[target], minimum=10000 // len(alive) + 1, max_seconds=480, threads=1, rate=45))
         self.loads = loads
         time.sleep(2)
         return loads

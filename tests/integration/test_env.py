@@ -205,8 +205,9 @@ def test_two_environments_side_by_side_then_released_without_leftovers(envs):
 
 
 def env_files(envs, env):
-    """berth's files of an environment on its host: nginx entries and rollout state."""
-    find = "find /etc/nginx /var/lib/berth -name 'env.%s.*' 2>/dev/null" % env
+    """berth's files of an environment on its host: nginx entries (with
+    docker_rollout's hidden record of what nginx took) and rollout state."""
+    find = "find /etc/nginx /var/lib/berth -name '*env.%s.*' 2>/dev/null" % env
     return sorted(lab_exec(envs["host"], find).stdout.split())
 
 

@@ -103,7 +103,7 @@ def back_on_r2(lab):
 
 
 def loaded(lab, action, hosts=None):
-    loads = [Load(name, minimum=2000, rate=100) for name in sorted(hosts or lab.hosts)]
+    loads = [Load(name, minimum=2000, rate=60) for name in sorted(hosts or lab.hosts)]
     time.sleep(2)
     run = action()
     results = {load.host: load.stop() for load in loads}
