@@ -47,7 +47,7 @@ MOLECULE_QUEUE := .cache/lab-tests/molecule-queue
 test-steps:
 	@$(MAKE) --no-print-directory host-image
 	@rm -rf $(MOLECULE_QUEUE)
-	@$(MAKE) --no-print-directory -j2 --output-sync=target checks-slot lab-tests LAB_TESTS_ARGS=--tails
+	@$(MAKE) --no-print-directory -j2 --output-sync=target checks-slot lab-tests LAB_TESTS_ARGS="--tails $(MOLECULE_QUEUE)"
 
 # The checks that need no lab, in this order.
 checks: venv
@@ -89,7 +89,7 @@ ee: venv
 
 # Each suite alone runs on one test lab made by `make lab` itself; `make
 # test` runs both as two sessions on two labs at once (scripts/lab-tests.sh),
-# with sanity and Molecule after them in the same two slots (--tails).
+# with Molecule after them in the same slots (--tails).
 PYTEST_LAB := pytest -q --durations=30
 integration: venv
 	@$(ENGINE) run -- scripts/host-image.sh build

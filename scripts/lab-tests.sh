@@ -9,15 +9,18 @@
 # site.yml): the first one runs `make lab` itself, and the second needs no
 # cleanup dry run or demo.
 #
-# With --tails (make test), each slot then runs Molecule from one shared
-# queue of scenarios, as the checks' slot beside them does: the slot that
-# is free first takes the next.
+# With --tails QUEUE (make test), each slot then runs Molecule from the
+# shared queue of scenarios QUEUE, as the checks' slot beside them does: the
+# slot that is free first takes the next. The caller empties QUEUE first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logs=.cache/lab-tests
 mkdir -p "$logs"
 tails=false
-[ "${1:-}" = --tails ] && tails=true
+if [ "${1:-}" = --tails ]; then
+  tails=true
+  queue=${2:?--tails needs the Molecule queue directory}
+fi
 it=tests/integration
 # name campus | test paths | tail targets: about the same wall time each. The
 # first session is the one `make lab`'s default-named test lab runs, with the
@@ -43,9 +46,6 @@ slot() {
   fi
   return "$rc"
 }
-# make test empties the queue before its slots start (the checks' slot
-# takes from it too).
-queue=$logs/molecule-queue
 rm -f "$logs"/*.times
 pids=()
 for i in "${!sessions[@]}"; do
