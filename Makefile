@@ -30,7 +30,7 @@ venv:
 lab: venv
 	@$(ENGINE) ensure
 	@scripts/host-image.sh build
-	@BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) python scripts/lab.py
+	@env $$(scripts/host-image.sh env) python scripts/lab.py
 
 lab-down: venv
 	@$(ENGINE) run -- ansible-playbook playbooks/lab_down.yml
@@ -39,7 +39,7 @@ lab-down: venv
 test: venv
 	@$(ENGINE) run -- $(MAKE) --no-print-directory test-steps
 
-# The host image first (debootstrap on a fresh machine, cached after), then
+# The host images first (debootstrap on a fresh machine, cached after), then
 # three slots: the two lab sessions, and beside them lint, unit and sanity,
 # one after another in the time the labs wait. All three end in Molecule on
 # one queue of scenarios. Each slot's output stays in one piece.
@@ -93,23 +93,23 @@ ee: venv
 PYTEST_LAB := pytest -q --durations=30
 integration: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
-	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- $(PYTEST_LAB) tests/integration
+	env $$(scripts/host-image.sh env) $(ENGINE) run -- $(PYTEST_LAB) tests/integration
 
 faults: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
-	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- $(PYTEST_LAB) tests/faults
+	env $$(scripts/host-image.sh env) $(ENGINE) run -- $(PYTEST_LAB) tests/faults
 
 lab-tests: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
-	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- scripts/lab-tests.sh $(LAB_TESTS_ARGS)
+	env $$(scripts/host-image.sh env) $(ENGINE) run -- scripts/lab-tests.sh $(LAB_TESTS_ARGS)
 
 molecule: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
-	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- scripts/molecule.sh $(MOLECULE_ARGS)
+	env $$(scripts/host-image.sh env) $(ENGINE) run -- scripts/molecule.sh $(MOLECULE_ARGS)
 
 bench: venv
 	@$(ENGINE) run -- scripts/host-image.sh build
-	BERTH_HOST_IMAGE=$$(scripts/host-image.sh tag) $(ENGINE) run -- python tests/bench/run.py $(BENCH)
+	env $$(scripts/host-image.sh env) $(ENGINE) run -- python tests/bench/run.py $(BENCH)
 
 clean: lab-down
 	rm -rf .venv .cache .pytest_cache

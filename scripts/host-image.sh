@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Lab host image, cached by the hash of its recipe.
 #
-#   host-image.sh tag     print the image reference for the current recipe
-#   host-image.sh build   make sure that image exists (pull debian:bookworm
-#                         and build on it, or debootstrap + docker import)
+#   host-image.sh tag [RELEASE]    print the image reference of one Debian
+#                                  release (default: bookworm)
+#   host-image.sh build [RELEASE]  make sure the images exist (default: every
+#                                  release the lab runs); pull debian:RELEASE
+#                                  and build on it, or debootstrap + import
+#   host-image.sh env              BERTH_HOST_IMAGE=... (bookworm) and
+#                                  BERTH_HOST_IMAGE_TRIXIE=..., for `env`
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,23 +20,33 @@ die() {
   exit 1
 }
 
+# The releases a lab host can run (playbooks/vars/lab_topology.yml).
+releases="bookworm trixie"
+
 recipe_hash() {
-  (cd "$top" && cat images/host/Dockerfile images/host/packages.txt \
+  (cd "$top" && echo "$1" && cat images/host/Dockerfile images/host/packages.txt \
     images/host/configure.sh images/host/berth_lab_pycache.py scripts/host-image.sh) | sha256sum | cut -c1-12
 }
 
-tag="berth/host:$(recipe_hash)"
+image_tag() {
+  case " $releases " in
+    *" $1 "*) ;;
+    *) die "unknown release '$1' (known: $releases)" ;;
+  esac
+  # bookworm keeps the bare hash: it is the base every other image names.
+  if [ "$1" = bookworm ]; then echo "berth/host:$(recipe_hash "$1")"; else echo "berth/host:$1-$(recipe_hash "$1")"; fi
+}
 
 debootstrap_base() {
-  local rootfs_tag=$1 work
+  local release=$1 rootfs_tag=$2 work
   command -v debootstrap >/dev/null 2>&1 || {
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
   } >/dev/null || die "cannot install debootstrap"
   work=$(mktemp -d "${TMPDIR:-/tmp}/berth-rootfs.XXXXXX")
-  echo "berth: no registry answers; building the rootfs with debootstrap ($mirror)"
+  echo "berth: no registry answers; building the $release rootfs with debootstrap ($mirror)"
   debootstrap --variant=minbase \
     --include="$(grep -v '^#' "$recipe_dir/packages.txt" | paste -sd, -)" \
-    bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+    "$release" "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -n 20 "$work/debootstrap.log" >&2
     rm -rf "$work"
     die "debootstrap failed"
@@ -41,14 +55,16 @@ debootstrap_base() {
   rm -rf "$work"
 }
 
-build() {
+build_one() {
+  local release=$1 tag
+  tag=$(image_tag "$release")
   if docker image inspect "$tag" >/dev/null 2>&1; then
     echo "berth: host image $tag (cached)"
     return 0
   fi
-  local base=debian:bookworm rootfs_tag="berth/host-rootfs:${tag#*:}"
+  local base=debian:$release rootfs_tag="berth/host-rootfs:${tag#*:}"
   if ! timeout 120 docker pull -q "$base" >/dev/null 2>&1; then
-    debootstrap_base "$rootfs_tag"
+    debootstrap_base "$release" "$rootfs_tag"
     base=$rootfs_tag
   fi
   local log
@@ -62,13 +78,24 @@ build() {
   rm -f "$log"
   if [ "$base" = "$rootfs_tag" ]; then docker rmi "$rootfs_tag" >/dev/null; fi
   echo "berth: built host image $tag"
+}
+
+build() {
+  local release current=()
+  # shellcheck disable=SC2086  # the release list is words
+  [ $# -gt 0 ] || set -- $releases
+  for release in "$@"; do
+    build_one "$release"
+  done
   # Older recipes are dead weight; keep any that a container still uses.
+  for release in $releases; do current+=(-e "$(image_tag "$release")"); done
   docker image ls --filter label=berth.recipe --format '{{.Repository}}:{{.Tag}}' |
-    grep -vx "$tag" | xargs -r docker rmi >/dev/null 2>&1 || true
+    grep -vxF "${current[@]}" | xargs -r docker rmi >/dev/null 2>&1 || true
 }
 
 case "${1:-}" in
-  tag) echo "$tag" ;;
-  build) build ;;
-  *) die "usage: host-image.sh tag|build" ;;
+  tag) image_tag "${2:-bookworm}" ;;
+  build) shift && build "$@" ;;
+  env) echo "BERTH_HOST_IMAGE=$(image_tag bookworm) BERTH_HOST_IMAGE_TRIXIE=$(image_tag trixie)" ;;
+  *) die "usage: host-image.sh tag [RELEASE] | build [RELEASE...] | env" ;;
 esac

@@ -144,14 +144,19 @@ class Lab:
             return yaml.safe_load(stream)["all"]
 
 
-def engine_version(container):
+def host_versions(container):
+    """(Debian release, engine version) of a lab host, "-" for one unknown."""
     result = subprocess.run(
-        ["docker", "exec", container, "docker", "version", "--format", "{{.Server.Version}}"],
+        [
+            *("docker", "exec", container, "sh", "-c"),
+            ". /etc/os-release; echo ${VERSION_ID:--}; docker version --format '{{.Server.Version}}' 2>/dev/null || echo -",
+        ],
         capture_output=True,
         text=True,
         check=False,
     )
-    return result.stdout.strip() if result.returncode == 0 else "-"
+    found = result.stdout.split()
+    return tuple(found) if len(found) == 2 else ("-", "-")
 
 
 def summary(lab, site_output, cleanup_report):
@@ -170,11 +175,11 @@ def summary(lab, site_output, cleanup_report):
                     host,
                     hostvars["ansible_host"],
                     ",".join(functions),
-                    engine_version(host),
+                    *host_versions(host),
                     "ok=%s changed=%s failed=%s" % (done.get("ok", "-"), done.get("changed", "-"), done.get("failed", "-")),
                 )
             )
-    header = ("building", "host", "address", "groups", "docker", "site.yml")
+    header = ("building", "host", "address", "groups", "debian", "docker", "site.yml")
     widths = [max(len(str(row[i])) for row in [*rows, header]) for i in range(len(header))]
     lines = ["", "berth lab %s: %d hosts in %d buildings" % (lab.name, len(rows), len(buildings))]
     for building in sorted(buildings):

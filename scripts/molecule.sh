@@ -28,7 +28,12 @@ else
     [[ " ${scenarios[*]} " == *" $name "* ]] || scenarios+=("$name")
   done
 fi
-: "${BERTH_HOST_IMAGE:?the platform image (scripts/host-image.sh tag)}"
+: "${BERTH_HOST_IMAGE:?the platform image (scripts/host-image.sh env)}"
+: "${BERTH_HOST_IMAGE_TRIXIE:?the Debian 13 platform image (scripts/host-image.sh env)}"
+# Scenarios whose role the lab runs on Debian 12 hosts only (the registry is
+# a1's) run on Debian 13 here; the rest run on Debian 12, as the lab's a1
+# and b1 do, beside the lab's Debian 13 hosts.
+trixie_scenarios=" registry image_cleanup pki "
 failed=()
 ran=0
 current=""
@@ -41,12 +46,13 @@ for scenario in "${scenarios[@]}"; do
   fi
   SECONDS=0
   current=$scenario
-  molecule test -s "$scenario" &
+  if [[ "$trixie_scenarios" == *" $scenario "* ]]; then image=$BERTH_HOST_IMAGE_TRIXIE; else image=$BERTH_HOST_IMAGE; fi
+  BERTH_MOLECULE_IMAGE=$image molecule test -s "$scenario" &
   wait $!
   rc=$?
   current=""
   ran=$((ran + 1))
-  echo "=== molecule $scenario: $([ $rc -eq 0 ] && echo passed || echo FAILED) in ${SECONDS} s ==="
+  echo "=== molecule $scenario ($image): $([ $rc -eq 0 ] && echo passed || echo FAILED) in ${SECONDS} s ==="
   [ $rc -eq 0 ] || failed+=("$scenario")
 done
 echo "=== molecule: $ran scenario(s) run here, ${#failed[@]} failed${failed[*]:+: ${failed[*]}} ==="

@@ -48,6 +48,10 @@ class Lab:
     def playbook(self, *args, **kwargs):
         return ansible_playbook("-i", self.inventory, *args, **kwargs)
 
+    def release(self, host):
+        """The Debian release a lab host runs (bookworm, trixie)."""
+        return lab_exec(host, ". /etc/os-release && echo $VERSION_CODENAME", check=True).stdout.strip()
+
 
 # What a new user runs first runs first: `make lab`'s own output, then the
 # README's commands, on the lab exactly as `make lab` left it.

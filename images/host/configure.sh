@@ -1,5 +1,5 @@
 #!/bin/sh
-# Turns a Debian 12 rootfs into a lab host. Runs inside the image build.
+# Turns a Debian 12 or 13 rootfs into a lab host. Runs inside the image build.
 set -eu
 here=/usr/local/lib/berth-host
 

@@ -10,6 +10,9 @@ DEFAULT_LAB = "berth-lab"
 HOST_PREFIX = 24
 CONTAINER_SUBNET_OFFSET = 100
 FIRST_HOST_OCTET = 11
+# The Debian releases a lab host can run; scripts/host-image.sh builds one
+# image for each.
+RELEASES = ("bookworm", "trixie")
 
 
 def lab_plan(topology, name, campus):
@@ -18,11 +21,15 @@ def lab_plan(topology, name, campus):
     Building N gets host subnet N and container subnet 100+N (both /24) of
     the campus; hosts get .11, .12, ... in their building's host subnet.
     The campus' first /24 is left to Docker's own address allocation.
+    A host runs its own `release`, else its building's, else the topology's
+    (bookworm when none is given). A host is a list of function groups or a
+    mapping with `groups` and `release`.
     """
     campus_net = ipaddress.ip_network(campus, strict=True)
     if campus_net.version != 4 or campus_net.prefixlen > 16:
         raise ValueError("lab campus %s must be an IPv4 network of /16 or larger" % campus)
     slots = list(campus_net.subnets(new_prefix=HOST_PREFIX))
+    fleet_release = topology.get("release", RELEASES[0])
     buildings, hosts, groups = {}, [], {}
     for building, spec in sorted(topology["buildings"].items()):
         index = int(spec["index"])
@@ -38,12 +45,20 @@ def lab_plan(topology, name, campus):
             "container_gateway": str(campus_net.network_address + 1),
         }
         buildings[building].update(spec.get("settings", {}))
-        for position, (short, functions) in enumerate(sorted(spec["hosts"].items())):
+        building_release = spec.get("release", fleet_release)
+        for position, (short, host_spec) in enumerate(sorted(spec["hosts"].items())):
+            if isinstance(host_spec, dict):
+                functions, release = host_spec.get("groups", []), host_spec.get("release", building_release)
+            else:
+                functions, release = host_spec, building_release
+            if release not in RELEASES:
+                raise ValueError("lab host %s: release %r is not one of %s" % (short, release, ", ".join(RELEASES)))
             host = {
                 "name": "%s-%s" % (name, short),
                 "building": building,
                 "address": str(host_subnet.network_address + FIRST_HOST_OCTET + position),
                 "groups": sorted(functions),
+                "release": release,
                 "volume": "%s-%s-docker" % (name, short),
             }
             hosts.append(host)

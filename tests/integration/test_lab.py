@@ -114,6 +114,39 @@ def test_bad_role_input_fails_before_any_change(lab, extra, message):
     assert ssh(lab, host, "cat /etc/docker/daemon.json").stdout == before
 
 
+def test_each_engine_checks_daemon_json_its_own_way(lab):
+    # Debian 12's 20.10 has no --validate (berth's own check refuses the
+    # option); Debian 13's 26.1 is asked itself. Neither file changes.
+    by_release = {lab.release(host): host for host in sorted(lab.hosts)}
+    assert set(by_release) == {"bookworm", "trixie"}, by_release
+    before = {host: ssh(lab, host, "cat /etc/docker/daemon.json").stdout for host in by_release.values()}
+    run = lab.playbook(
+        "playbooks/site.yml",
+        "--tags",
+        "docker",
+        "--limit",
+        ",".join(by_release.values()),
+        "-e",
+        '{"docker_daemon_extra_options": {"no-such-option": true}}',
+    )
+    assert run.returncode != 0
+    output = " ".join(run.output.split())
+    assert "checked_by: berth" in output and "not an option Docker 20.10 knows" in output, run.explain()
+    assert "checked_by: dockerd --validate" in output, run.explain()
+    assert "refused by dockerd --validate" in output and "no-such-option" in output, run.explain()
+    assert run.total_changed() == 0, run.explain()
+    assert {host: ssh(lab, host, "cat /etc/docker/daemon.json").stdout for host in by_release.values()} == before
+
+
+def test_the_engine_may_leave_ipv6_on_where_proc_sys_is_read_only(lab):
+    # Lab hosts are containers: Docker 26 could not switch IPv6 off on a
+    # container's interface and would refuse to start it (docker role README).
+    for host in sorted(lab.hosts):
+        shown = ssh(lab, host, "findmnt -no OPTIONS /proc/sys; systemctl show docker -p Environment")
+        assert shown.stdout.split()[0].startswith("ro,"), (host, shown.stdout)
+        assert "DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1" in shown.stdout, (host, shown.stdout)
+
+
 def test_the_first_start_used_daemon_json_and_nothing_held_starts_after(lab):
     # docker0 keeps the address of the engine's first start: a pool address
     # means daemon.json was in place before it (a bridge address from
@@ -126,11 +159,13 @@ def test_the_first_start_used_daemon_json_and_nothing_held_starts_after(lab):
 def test_a_pinned_engine_is_held_and_an_unknown_version_changes_nothing(lab):
     host = sorted(lab.hosts)[-1]
     installed = ssh(lab, host, "dpkg-query -W -f '${Version}' docker.io").stdout.strip()
+    # Debian 13's client is a package of its own, built from the engine's source: held with it.
+    engine = ["docker-cli", "docker.io"] if lab.release(host) == "trixie" else ["docker.io"]
     try:
         pinned = lab.playbook("playbooks/site.yml", "--limit", host, "--tags", "docker", "-e", "docker_engine_version=" + installed)
         assert pinned.returncode == 0, pinned.explain()
         assert pinned.changed()[host] == 1, pinned.explain()  # the hold, nothing else
-        assert ssh(lab, host, "apt-mark showhold").stdout.split() == ["docker.io"]
+        assert ssh(lab, host, "apt-mark showhold").stdout.split() == engine
         again = lab.playbook("playbooks/site.yml", "--limit", host, "--tags", "docker", "-e", "docker_engine_version=" + installed)
         assert again.returncode == 0 and again.total_changed() == 0, again.explain()
         # A version the mirror does not have: apt refuses before installing anything.
@@ -139,7 +174,7 @@ def test_a_pinned_engine_is_held_and_an_unknown_version_changes_nothing(lab):
         assert "99.0.0-1" in missing.output and missing.total_changed() == 0, missing.explain()
         assert ssh(lab, host, "dpkg-query -W -f '${Version}' docker.io").stdout.strip() == installed
     finally:
-        ssh(lab, host, "apt-mark unhold docker.io")
+        ssh(lab, host, "apt-mark unhold " + " ".join(engine))
 
 
 @pytest.mark.lab_teardown

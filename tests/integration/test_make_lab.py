@@ -16,6 +16,10 @@ def test_make_lab_prints_the_lab_the_cleanup_plan_and_the_demo_rollout(lab):
     out = lab.make_output
     assert "berth lab %s: %d hosts in 3 buildings" % (lab.name, len(lab.hosts)) in out, out
     assert "image cleanup (dry run): ok" in out, out
+    # The summary names each host's Debian release and engine: both kinds run.
+    table = [line.split() for line in out.splitlines() if re.match(r"^\s+bldg_\w+\s+%s-\w+\s" % lab.name, line)]
+    assert len(table) == len(lab.hosts), out
+    assert {(row[4], row[5].split(".")[0]) for row in table} == {("12", "20"), ("13", "26")}, out
     rows = [line for line in out.splitlines() if re.match(r"^\s+%s-\w+\s+bldg_\w\s" % lab.name, line)]
     assert len([r for r in rows if "v1" in r and "-> v2" in r and "deployed" in r]) == len(lab.hosts), out
     # Right after make lab, the demo served v2 on every host, through the host's nginx.
@@ -27,11 +31,12 @@ def test_a_failing_step_shows_its_task_and_message(lab):
     # finds python3.N): every module fails there, for real. All of them, so
     # the converge stops at its first task instead of converging the rest.
     hosts = sorted(lab.hosts)
-    python = lab_exec(hosts[0], "readlink -f /usr/bin/python3", check=True).stdout.strip()
+    # python3.11 on Debian 12, python3.13 on Debian 13.
+    pythons = {host: lab_exec(host, "readlink -f /usr/bin/python3", check=True).stdout.strip() for host in hosts}
     moved = []
     try:
         for host in hosts:
-            lab_exec(host, "mv %s %s.moved" % (python, python), check=True)
+            lab_exec(host, "mv %s %s.moved" % (pythons[host], pythons[host]), check=True)
             moved.append(host)
         made = subprocess.run(
             ["make", "--no-print-directory", "lab"],
@@ -45,7 +50,7 @@ def test_a_failing_step_shows_its_task_and_message(lab):
         )
     finally:
         for host in moved:
-            lab_exec(host, "mv %s.moved %s" % (python, python), check=True)
+            lab_exec(host, "mv %s.moved %s" % (pythons[host], pythons[host]), check=True)
     assert made.returncode != 0
     out = made.stdout
     assert "berth: converging playbooks/site.yml ... FAILED" in out, out

@@ -1,6 +1,8 @@
 import ipaddress
+import os
 
 import pytest
+import yaml
 from ansible_collections.berth.ops.plugins.module_utils.berth_lab import lab_inventory, lab_plan
 
 TOPOLOGY = {
@@ -56,3 +58,40 @@ def test_the_lab_keeps_its_secrets_in_its_inventory_under_the_labs_vault_passwor
 def test_a_campus_that_cannot_hold_buildings_is_refused(campus):
     with pytest.raises(ValueError):
         lab_plan(TOPOLOGY, "lab", campus)
+
+
+def test_a_host_runs_its_own_release_else_its_buildings_else_the_fleets():
+    topology = {
+        "release": "bookworm",
+        "buildings": {
+            "bldg_a": {"index": 1, "hosts": {"a1": ["docker_hosts"], "a2": {"groups": ["docker_hosts"], "release": "trixie"}}},
+            "bldg_c": {"index": 3, "release": "trixie", "hosts": {"c1": ["docker_hosts"]}},
+        },
+    }
+    plan = lab_plan(topology, "lab", "10.77.0.0/16")
+    assert {host["name"]: host["release"] for host in plan["hosts"]} == {
+        "lab-a1": "bookworm",
+        "lab-a2": "trixie",
+        "lab-c1": "trixie",
+    }
+    # The mapping form names its groups as the list form does.
+    assert plan["groups"]["docker_hosts"] == ["lab-a1", "lab-a2", "lab-c1"]
+    assert lab_plan(TOPOLOGY, "lab", "10.77.0.0/16")["hosts"][0]["release"] == "bookworm"
+
+
+def test_an_unknown_release_is_refused_naming_the_host():
+    topology = {"buildings": {"bldg_a": {"index": 1, "hosts": {"a1": {"groups": [], "release": "sid"}}}}}
+    with pytest.raises(ValueError, match="lab host a1: release 'sid'"):
+        lab_plan(topology, "lab", "10.77.0.0/16")
+
+
+def test_the_default_lab_runs_both_releases_in_every_building():
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "playbooks", "vars", "lab_topology.yml")
+    with open(path, encoding="utf-8") as stream:
+        topology = yaml.safe_load(stream)["lab_topology"]
+    plan = lab_plan(topology, "lab", "10.77.0.0/16")
+    releases = {}
+    for host in plan["hosts"]:
+        releases.setdefault(host["building"], set()).add(host["release"])
+    assert all("trixie" in found for found in releases.values()), releases
+    assert any("bookworm" in found for found in releases.values()), releases
