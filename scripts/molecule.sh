@@ -16,11 +16,11 @@ fi
 if [ $# -gt 0 ]; then
   scenarios=("$@")
 else
-  # Longest first (measured: env 162 s, rollout 102, docker 90, harbor 88,
+  # Longest first (measured: reset about 250 s, env 162, rollout 102, docker 90, harbor 88,
   # proxy 83), the rest by name: two runners on one queue then end close
   # together instead of one waiting for the other's long last scenario.
   scenarios=()
-  for name in env rollout docker harbor proxy; do
+  for name in reset env rollout docker harbor proxy; do
     [ -f "molecule/$name/molecule.yml" ] && scenarios+=("$name")
   done
   for file in molecule/*/molecule.yml; do
@@ -31,9 +31,9 @@ fi
 : "${BERTH_HOST_IMAGE:?the platform image (scripts/host-image.sh env)}"
 : "${BERTH_HOST_IMAGE_TRIXIE:?the Debian 13 platform image (scripts/host-image.sh env)}"
 # Scenarios whose role the lab runs on Debian 12 hosts only (the registry is
-# a1's) run on Debian 13 here; the rest run on Debian 12, as the lab's a1
-# and b1 do, beside the lab's Debian 13 hosts.
-trixie_scenarios=" registry image_cleanup pki "
+# a1's), and the reset, run on Debian 13 here; the rest run on Debian 12, as
+# the lab's a1 and b1 do, beside the lab's Debian 13 hosts.
+trixie_scenarios=" registry image_cleanup pki reset "
 failed=()
 ran=0
 current=""

@@ -13,6 +13,7 @@ from ansible_collections.berth.ops.plugins.module_utils import (
     berth_images,
     berth_inventory,
     berth_lab,
+    berth_owned,
     berth_pki,
     berth_ports,
     berth_rancher,
@@ -81,4 +82,5 @@ class FilterModule:
             "berth_env_names": _wrap(berth_env_spec.env_names),
             "berth_env_fixed_network": _wrap(berth_env_spec.fixed_network_of),
             "berth_container_default": _wrap(berth_rollout.container_default),
+            "berth_owned_labels": _wrap(berth_owned.owned_labels),
         }

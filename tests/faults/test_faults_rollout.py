@@ -313,3 +313,35 @@ def test_health_failing_only_in_the_last_building(scenario):
     assert re.search(
         r"%s\s+-> %s\s+failed\s+\S+s  health: (HTTP 404 from /health|Docker's health check reports unhealthy)" % (current, current), c1
     ), lines
+
+
+@pytest.mark.parametrize("suffix", ["b1", "b2"], ids=["debian12-docker20", "debian13-docker26"])
+def test_an_engine_restart_under_load(scenario, suffix):
+    """A changed daemon.json restarts the engine (live-restore keeps the
+    containers) while the host serves through its nginx; then the setting
+    goes back, a second restart. Every request must succeed."""
+    fleet = scenario
+    target = fleet.by(suffix)
+    release = lab_exec(target, ". /etc/os-release && echo $VERSION_CODENAME", check=True).stdout.strip()
+    load = Load(fleet.by("a1"), target=fleet.lab.hosts[target], minimum=10000, max_seconds=480, threads=2, rate=90)
+    fleet.loads = [load]
+    time.sleep(2)
+    engine = "systemctl show docker -p MainPID --value"
+    pids = [lab_exec(target, engine, check=True).stdout.strip()]
+    for max_file in (4, 3):
+        run = fleet.lab.playbook(
+            "playbooks/site.yml", "--limit", target, "--tags", "docker", "-e", "docker_daemon_log_max_file=%d" % max_file
+        )
+        assert run.returncode == 0, run.explain()
+        assert run.changed()[target] >= 1, run.explain()
+        pids.append(lab_exec(target, engine, check=True).stdout.strip())
+    result = load.stop()
+    fleet.loads = []
+    total = result["ok"] + result["failed"]
+    fleet.lab.figures.append(
+        "FAULT engine restart (%s): requests %d failed %d in %.0fs" % (release, total, result["failed"], result["seconds"])
+    )
+    assert len(set(pids)) == 3, pids  # two restarts, each a new daemon
+    assert result["failed"] == 0, result["errors"]
+    assert total >= 10000
+    assert set(versions(fleet.lab).values()) == {fleet.versions()[0]}

@@ -18,6 +18,7 @@ NOT_RUN = {
     "HARBOR_OFFLINE_INSTALLER=~/harbor-offline-installer-v2.15.2.tgz \\",
     "ansible-runner run /tmp/run -p berth.ops.site --inventory /path/to/hosts.yml \\",
     "CONTROLLER_HOST=https://awx.example.net CONTROLLER_OAUTH_TOKEN=... \\",
+    "ansible-playbook -i inventories/lab/hosts.yml playbooks/reset.yml --limit berth-lab-c1 -e reset_confirm=yes",
 }
 
 
