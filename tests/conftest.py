@@ -59,11 +59,13 @@ FIRST = ("test_make_lab.py", "test_readme.py")
 
 
 def pytest_collection_modifyitems(items):
-    # The teardown test ends the shared lab, so it runs after everything else.
+    # The teardown test ends the shared lab, so it runs after everything else;
+    # a test that changes the fleet for good (lab_changes_fleet) just before.
     def order(item):
         name = os.path.basename(str(item.fspath))
         last = item.get_closest_marker("lab_teardown") is not None
-        return (last, FIRST.index(name) if name in FIRST else len(FIRST))
+        fleet = item.get_closest_marker("lab_changes_fleet") is not None
+        return (last, fleet, FIRST.index(name) if name in FIRST else len(FIRST))
 
     items.sort(key=order)
 
@@ -96,6 +98,7 @@ def pytest_runtest_logreport(report):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab_teardown: tears the test lab down; runs last")
+    config.addinivalue_line("markers", "lab_changes_fleet: adds a host to the test lab for good; runs before the teardown")
 
 
 @pytest.fixture(scope="session")

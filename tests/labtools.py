@@ -547,9 +547,14 @@ def throwaway_tls(directory, sans, ca_name="berth test CA"):
     directory = str(directory)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     with open(os.path.join(directory, "server.ext"), "w", encoding="utf-8") as stream:
-        stream.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n" % ",".join(sans))
+        # What Python 3.13's strict verification (Debian 13's hosts) asks for.
+        stream.write(
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+            "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\nsubjectAltName=%s\n" % ",".join(sans)
+        )
+    ca_extensions = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
     for command in (
-        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=" + ca_name],
+        ["req", "-x509", *ec, *ca_extensions, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=" + ca_name],
         ["req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server"],
         ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "2", "-days", "2"]
         + ["-extfile", "server.ext", "-out", "server.pem"],

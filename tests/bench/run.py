@@ -281,6 +281,37 @@ def bench_rollout(lab):
     ]
 
 
+def bench_engine(lab):
+    """Requests through nginx that fail while a changed daemon.json restarts the engine twice (live-restore), per Debian release."""
+    build_demo(lab, ["e1"])
+    lab.playbook("rollout e1", "playbooks/rollout.yml", "-e", "app=demo", "-e", "version=e1")
+    rows = []
+    for suffix in ("-b1", "-b2"):
+        host = lab.host(suffix)
+        release = lab_exec(
+            host, ". /etc/os-release && echo $PRETTY_NAME; docker version --format ' Docker {{.Server.Version}}'", check=True
+        )
+
+        def restart(host=host):
+            for max_file in (4, 3):
+                lab.playbook(
+                    "daemon.json max-file %d" % max_file,
+                    "playbooks/site.yml",
+                    "--limit",
+                    host,
+                    "--tags",
+                    "docker",
+                    "-e",
+                    "docker_daemon_log_max_file=%d" % max_file,
+                )
+
+        total, failed = under_load([host], restart)
+        rows.append(
+            ("two engine restarts under load, %s: requests / failed" % " ".join(release.stdout.split()), "%d / %d" % (total, failed))
+        )
+    return rows
+
+
 def env_spec(name, building):
     """A 4-service environment: MariaDB, Redis and two app containers."""
     password = "Bench-%s-secret-1" % name
@@ -532,6 +563,7 @@ BENCHES = {
     "build": bench_build,
     "cleanup": bench_cleanup,
     "rollout": bench_rollout,
+    "engine": bench_engine,
     "env": bench_env,
     "harbor": bench_harbor,
     "plan": bench_plan,

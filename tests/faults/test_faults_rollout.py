@@ -315,33 +315,52 @@ def test_health_failing_only_in_the_last_building(scenario):
     ), lines
 
 
-@pytest.mark.parametrize("suffix", ["b1", "b2"], ids=["debian12-docker20", "debian13-docker26"])
-def test_an_engine_restart_under_load(scenario, suffix):
-    """A changed daemon.json restarts the engine (live-restore keeps the
-    containers) while the host serves through its nginx; then the setting
-    goes back, a second restart. Every request must succeed."""
+def test_an_engine_restart_under_load(scenario):
+    """A changed daemon.json restarts the engine on b1 (Debian 12, Docker
+    20.10) and b2 (Debian 13, Docker 26.1) at once while both serve through
+    their nginx; then the setting goes back, a second restart. live-restore
+    keeps the app's container, but docker-proxy (the loopback port nginx
+    sends to) goes down with the daemon: the gap is measured, printed and
+    stated in the README and by the role, and must stay a gap: nginx
+    answers throughout (502, never a refused or timed-out connection), the
+    same container serves after, and the host serves again."""
     fleet = scenario
-    target = fleet.by(suffix)
-    release = lab_exec(target, ". /etc/os-release && echo $VERSION_CODENAME", check=True).stdout.strip()
-    load = Load(fleet.by("a1"), target=fleet.lab.hosts[target], minimum=10000, max_seconds=480, threads=2, rate=90)
-    fleet.loads = [load]
+    targets = {fleet.by("b1"): fleet.by("a1"), fleet.by("b2"): fleet.by("a2")}
+    release = {target: lab_exec(target, ". /etc/os-release && echo $VERSION_CODENAME", check=True).stdout.strip() for target in targets}
+    assert sorted(release.values()) == ["bookworm", "trixie"], release
+    loads = {
+        target: Load(source, target=fleet.lab.hosts[target], minimum=10000, max_seconds=480, threads=3, rate=150)
+        for target, source in targets.items()
+    }
+    fleet.loads = list(loads.values())
     time.sleep(2)
     engine = "systemctl show docker -p MainPID --value"
-    pids = [lab_exec(target, engine, check=True).stdout.strip()]
+    pids = {target: [lab_exec(target, engine, check=True).stdout.strip()] for target in targets}
+    containers = {target: running(target) for target in targets}
     for max_file in (4, 3):
         run = fleet.lab.playbook(
-            "playbooks/site.yml", "--limit", target, "--tags", "docker", "-e", "docker_daemon_log_max_file=%d" % max_file
+            "playbooks/site.yml", "--limit", ",".join(targets), "--tags", "docker", "-e", "docker_daemon_log_max_file=%d" % max_file
         )
         assert run.returncode == 0, run.explain()
-        assert run.changed()[target] >= 1, run.explain()
-        pids.append(lab_exec(target, engine, check=True).stdout.strip())
-    result = load.stop()
+        assert all(run.changed()[target] >= 1 for target in targets), run.explain()
+        said = " ".join(run.output.split()).count("their published ports (and the apps nginx serves from them)")
+        assert said == len(targets), run.explain()  # the role says so
+        for target in targets:
+            pids[target].append(lab_exec(target, engine, check=True).stdout.strip())
+    results = {target: load.stop() for target, load in loads.items()}
     fleet.loads = []
-    total = result["ok"] + result["failed"]
-    fleet.lab.figures.append(
-        "FAULT engine restart (%s): requests %d failed %d in %.0fs" % (release, total, result["failed"], result["seconds"])
-    )
-    assert len(set(pids)) == 3, pids  # two restarts, each a new daemon
-    assert result["failed"] == 0, result["errors"]
-    assert total >= 10000
-    assert set(versions(fleet.lab).values()) == {fleet.versions()[0]}
+    for target, result in results.items():
+        total = result["ok"] + result["failed"]
+        fleet.lab.figures.append(
+            "FAULT engine restart (%s): requests %d failed %d in %.0fs" % (release[target], total, result["failed"], result["seconds"])
+        )
+    for target, result in results.items():
+        total = result["ok"] + result["failed"]
+        assert len(set(pids[target])) == 3, pids  # two restarts, each a new daemon
+        assert total >= 10000
+        assert set(result["errors"]) <= {"HTTP 502"}, (target, result["errors"])
+        # About a second per restart at 150 requests a second; a tenth of the
+        # run would be a dead port, not a gap.
+        assert result["failed"] <= total // 10, (target, result)
+        assert running(target) == containers[target]
+        assert served(target) == fleet.versions()[0]

@@ -19,6 +19,7 @@ NOT_RUN = {
     "ansible-runner run /tmp/run -p berth.ops.site --inventory /path/to/hosts.yml \\",
     "CONTROLLER_HOST=https://awx.example.net CONTROLLER_OAUTH_TOKEN=... \\",
     "ansible-playbook -i inventories/lab/hosts.yml playbooks/reset.yml --limit berth-lab-c1 -e reset_confirm=yes",
+    "ansible-playbook -i inventories/lab/hosts.yml playbooks/site.yml --limit berth-lab-d1",
 }
 
 
