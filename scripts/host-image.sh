@@ -89,7 +89,8 @@ build() {
   done
   # Older recipes are dead weight; keep any that a container still uses.
   for release in $releases; do current+=(-e "$(image_tag "$release")"); done
-  docker image ls --filter label=berth.recipe --format '{{.Repository}}:{{.Tag}}' |
+  # Only berth/host: images built on one (the EE) inherit its label.
+  docker image ls berth/host --filter label=berth.recipe --format '{{.Repository}}:{{.Tag}}' |
     grep -vxF "${current[@]}" | xargs -r docker rmi >/dev/null 2>&1 || true
 }
 

@@ -43,7 +43,8 @@ def test_every_role_with_a_setup_file_has_its_familys_vars_and_the_reverse():
         for name in os.listdir(os.path.join(ROOT, "roles", role, "tasks")):
             text = read(role, name)
             if "ansible.builtin.apt:" in text:
-                assert name.startswith("setup-Debian") or name == "repository-upstream.yml", (role, name)
+                # setup- installs, reset- (playbooks/reset.yml) purges.
+                assert name.startswith(("setup-Debian", "reset-Debian")) or name == "repository-upstream.yml", (role, name)
 
 
 @pytest.mark.parametrize("role", ["docker", "firewall", "proxy", "registry", "pki"])
