@@ -64,6 +64,13 @@ def test_a_new_building_joins_with_limit_and_leaves_with_reset(lab, tmp_path):
     subnet = addresses[new].rsplit(".", 1)[0] + ".0/24"
     assert all(subnet in lab_exec(host, IPTABLES, check=True).stdout for host in existing)
 
+    # A reset without its confirmation, or with a bad option, changes nothing.
+    for extra, message in (((), "reset_confirm=yes"), (("-e", "reset_confirm=yes", "-e", "reset_engine=maybe"), "reset_engine")):
+        refused = lab.playbook("playbooks/reset.yml", "--limit", new, *extra)
+        assert refused.returncode != 0 and message in " ".join(refused.output.split()), refused.explain()
+        assert refused.total_changed() == 0, refused.explain()
+    assert lab_exec(new, "test -d /etc/berth/firewall && docker info >/dev/null").returncode == 0
+
     # The host leaves: reset with the engine, then nothing of berth's is on it.
     reset = lab.playbook("playbooks/reset.yml", "--limit", new, "-e", "reset_confirm=yes", "-e", "reset_engine=true")
     assert reset.returncode == 0, reset.explain()
