@@ -9,9 +9,10 @@ and platform attributes, or a filter of FilterModule without its YAML doc.
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
+
+from fqcn_rename import filter_names
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTRIBUTES = ("check_mode", "diff_mode", "platform")
@@ -42,8 +43,7 @@ def main():
     parser.add_argument("--skip", action="append", default=[], help="module left out for now")
     args = parser.parse_args()
     modules = sorted(f[:-3] for f in os.listdir(os.path.join(TOP, "plugins", "modules")) if f.endswith(".py") and f[:-3] not in args.skip)
-    with open(os.path.join(TOP, "plugins", "filter", "berth.py"), encoding="utf-8") as stream:
-        filters = sorted(set(re.findall(r'^\s*"(\w+)":\s*_wrap\(', stream.read(), re.MULTILINE)))
+    filters = filter_names()
     failures = []
     for kind, names in (("module", modules), ("filter", filters)):
         # ansible-doc skips a plugin whose doc is broken, says why on stderr,

@@ -19,6 +19,7 @@ Idempotent: a second run changes nothing.
 """
 
 import argparse
+import ast
 import os
 import re
 import subprocess
@@ -39,9 +40,11 @@ def module_names():
 
 
 def filter_names():
+    """The names of the filter plugin's table (FILTERS), read without importing it."""
     with open(os.path.join(TOP, "plugins", "filter", "berth.py"), encoding="utf-8") as stream:
-        source = stream.read()
-    return sorted(set(re.findall(r'^\s*"(\w+)":\s*_wrap\(', source, re.MULTILINE)))
+        tree = ast.parse(stream.read())
+    table = next(node.value for node in tree.body if isinstance(node, ast.Assign) and node.targets[0].id == "FILTERS")
+    return sorted(ast.literal_eval(table))
 
 
 def tracked_files():

@@ -12,7 +12,8 @@ die() {
   exit 1
 }
 
-want=$(sha256sum "$top/requirements.txt" | cut -d' ' -f1)
+# The pins and the bytecode hook installed below.
+want=$(cat "$top/requirements.txt" "$top/images/host/berth_lab_pycache.py" "$top/scripts/venv_pycache.py" | sha256sum | cut -d' ' -f1)
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   exit 0
 fi
@@ -34,4 +35,10 @@ rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$top/requirements.txt" ||
   die "pip install -r requirements.txt failed"
+# The zipped modules the controller runs itself keep their bytecode, as on
+# the lab hosts (why: scripts/venv_pycache.py).
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+install -m 0644 "$top/images/host/berth_lab_pycache.py" "$site/berth_lab_pycache.py"
+install -m 0644 "$top/scripts/venv_pycache.py" "$site/berth_venv_pycache.py"
+echo "import berth_venv_pycache" >"$site/berth_venv_pycache.pth"
 echo "$want" >"$stamp"
