@@ -129,12 +129,35 @@ class Fleet:
         return loads
 
 
+# Keeps an idle connection open to a port for as long as the test needs:
+# busybox httpd (the demo) closes a connection that sent nothing after 60 s,
+# and a slow machine can take longer than that to reach the drain, so each
+# connection is replaced after 20 s, the new one opened before the old
+# closes.
+IDLE = r"""
+import socket, sys, time
+held = []
+for _ in range(10):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+    except OSError:
+        pass
+    while len(held) > 2:
+        held.pop(0).close()
+    time.sleep(20)
+"""
+
+
+def lock_holders(name):
+    return lab_exec(name, "python3 -c '%s' %s" % (LOCK_HOLDER.replace("'", "'\"'\"'"), LOCK)).stdout.split()
+
+
 def kill_modules(hosts):
     """kill -9 of the rollout module on each host: the process holding the
     app's lock."""
     killed = {}
     for name in hosts:
-        pids = lab_exec(name, "python3 -c '%s' %s" % (LOCK_HOLDER.replace("'", "'\"'\"'"), LOCK)).stdout.split()
+        pids = lock_holders(name)
         for pid in pids:
             lab_exec(name, "kill -9 %s" % pid)
         killed[name] = pids
@@ -200,10 +223,13 @@ def test_control_node_killed_between_start_and_switch(scenario):
         assert wait_for(lambda: all(running(h, new) for h in first)), run.output()[-3000:]
         assert all(served(h) == current for h in first)
         run.kill()
-        killed = kill_modules(first)
+        kill_modules(first)
     finally:
         run.close()
-    assert all(killed.values()), killed
+    # No module runs on a1 or a2 any more (killed here, or already ended
+    # with its connection), and each left its new container unserved.
+    assert not any(lock_holders(h) for h in first), {h: lock_holders(h) for h in first}
+    assert all(running(h, new) and served(h) == current for h in first)
     for name in first:
         lab_exec(name, "docker exec %s touch %s" % (running(name, new)[0], GATE), check=True)
     # The new containers run, no upstream points to them: the re-run reconciles.
@@ -220,24 +246,19 @@ def test_control_node_killed_between_switch_and_drain(scenario):
     for name in first:
         old = running(name)[0]
         old_ports[name] = lab_exec(name, "docker inspect -f '{{index .Config.Labels \"berth.port\"}}' %s" % old).stdout.strip()
-        # An idle connection to the old container keeps its drain waiting.
-        lab_exec(
-            name,
-            "nohup python3 -c 'import socket,time; s=socket.create_connection((\"127.0.0.1\", %s)); time.sleep(120)' "
-            ">/dev/null 2>&1 & echo $! > /tmp/berth-idle" % old_ports[name],
-            check=True,
-        )
+        # Idle connections to the old container keep its drain waiting.
+        lab_exec(name, "nohup python3 -c '%s' %s >/dev/null 2>&1 & echo $! > /tmp/berth-idle" % (IDLE, old_ports[name]), check=True)
     loads = fleet.load()
     run = fleet.background(new, "-e", "rollout_drain_timeout=90")
     try:
         assert wait_for(lambda: all("127.0.0.1:%s " % old_ports[h] not in upstream(h) for h in first)), run.output()[-3000:]
         run.kill()
-        killed = kill_modules(first)
+        kill_modules(first)
     finally:
         run.close()
         for name in first:
             lab_exec(name, "kill $(cat /tmp/berth-idle)")
-    assert all(killed.values()), killed
+    assert not any(lock_holders(h) for h in first), {h: lock_holders(h) for h in first}
     # Both versions run on a1 and a2; nginx serves (or, killed before the
     # reload, will serve) the new one.
     assert all(len(running(h)) == 2 for h in first)
@@ -322,7 +343,8 @@ def test_an_engine_restart_under_load(scenario):
     keeps the app's container, but docker-proxy (the loopback port nginx
     sends to) goes down with the daemon: the gap is measured, printed and
     stated in the README and by the role, and must stay a gap: nginx
-    answers throughout (502, never a refused or timed-out connection), the
+    answers throughout (502, or a response cut short when the upstream
+    went mid-way; never a refused or timed-out connection), the
     same container serves after, and the host serves again."""
     fleet = scenario
     targets = {fleet.by("b1"): fleet.by("a1"), fleet.by("b2"): fleet.by("a2")}
@@ -358,7 +380,8 @@ def test_an_engine_restart_under_load(scenario):
         total = result["ok"] + result["failed"]
         assert len(set(pids[target])) == 3, pids  # two restarts, each a new daemon
         assert total >= 10000
-        assert set(result["errors"]) <= {"HTTP 502"}, (target, result["errors"])
+        # nginx's 502, or a response it had begun when docker-proxy went.
+        assert all(e == "HTTP 502" or e.startswith("IncompleteRead") for e in result["errors"]), (target, result["errors"])
         # About a second per restart at 150 requests a second; a tenth of the
         # run would be a dead port, not a gap.
         assert result["failed"] <= total // 10, (target, result)
