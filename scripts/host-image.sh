@@ -82,6 +82,11 @@ build_one() {
 
 build() {
   local release current=()
+  # One build at a time: make test starts its slots while the images are
+  # made, and a second caller waits here, then finds them cached.
+  mkdir -p "$top/.cache"
+  exec 9>"$top/.cache/host-image.lock"
+  flock 9
   # shellcheck disable=SC2086  # the release list is words
   [ $# -gt 0 ] || set -- $releases
   for release in "$@"; do

@@ -1,4 +1,5 @@
-"""Lab hosts only: a bytecode cache for the Python that Ansible sends.
+"""The lab (its hosts and the project venv): a bytecode cache for the
+Python that Ansible sends.
 
 Every task ships its module and ansible's module_utils in a zip (AnsiballZ),
 and zipimport compiles each file from source on every run, because it cannot
@@ -8,7 +9,8 @@ member by the hash of its source, so a file is compiled once per host.
 
 It changes how long an import takes, never what runs: the code object comes
 from the same source. Real hosts have no such hook and compile every time;
-the README says so where it gives timings. Loaded by berth_lab_pycache.pth.
+the README says so where it gives timings. Loaded by berth_lab_pycache.pth
+on a lab host, and by scripts/venv_pycache.py in the venv.
 """
 
 import hashlib

@@ -89,6 +89,91 @@ def bench_lab(lab):
     ]
 
 
+# Mitogen's strategy plugins, installed for the bench only (berth's own
+# runs use Ansible's ssh connection); the version read to support
+# ansible-core 2.19.
+MITOGEN = "mitogen==0.3.54"
+
+
+def host_cpu_seconds(lab):
+    """CPU the lab's host containers used so far (their cgroups: every
+    module, engine and service on them)."""
+    total = 0
+    for name in lab.hosts:
+        cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True, check=True).stdout.strip()
+        for path in ("/sys/fs/cgroup/cpuacct/docker/%s/cpuacct.usage" % cid, "/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat" % cid):
+            if os.path.exists(path):
+                with open(path, encoding="ascii") as stream:
+                    text = stream.read()
+                # cgroup v1 counts nanoseconds, v2 microseconds (usage_usec).
+                total += int(text) / 1e9 if path.endswith("usage") else int(text.split()[1]) / 1e6
+                break
+    return total
+
+
+def mitogen_path():
+    """Mitogen's strategy directory, installed under .cache for the bench; or
+    why it could not be."""
+    target = os.path.join(ROOT, ".cache", "bench-mitogen")
+    strategy = os.path.join(target, "ansible_mitogen", "plugins", "strategy")
+    if not os.path.isdir(strategy):
+        run = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, MITOGEN],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if run.returncode != 0:
+            return None, "pip could not install %s: %s" % (MITOGEN, run.stderr.strip().splitlines()[-1:])
+    return target, strategy
+
+
+def bench_fanout(lab):
+    """An idempotent site.yml under each fan-out setting, side by side: wall
+    time, controller CPU and the lab hosts' CPU."""
+    variants = [
+        ("ansible.cfg as shipped (linear, pipelining, ControlPersist, fact cache)", {}),
+        ("pipelining off", {"ANSIBLE_PIPELINING": "false"}),
+        ("no ControlPersist (a new SSH connection per task)", {"ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ServerAliveInterval=15"}),
+        ("facts gathered every run (no fact cache)", {"ANSIBLE_GATHERING": "implicit"}),
+        ("strategy free", {"ANSIBLE_STRATEGY": "free"}),
+    ]
+    target, strategy = mitogen_path()
+    if target:
+        variants.append(
+            (
+                "Mitogen (%s, mitogen_linear)" % MITOGEN,
+                {"PYTHONPATH": target, "ANSIBLE_STRATEGY_PLUGINS": strategy, "ANSIBLE_STRATEGY": "mitogen_linear"},
+            )
+        )
+    rows = []
+    base = None
+    for label, env in variants:
+        host_before = host_cpu_seconds(lab)
+        usage = os.times()
+        start = time.monotonic()
+        run = ansible_playbook("-i", lab.inventory, "playbooks/site.yml", env=env)
+        wall = time.monotonic() - start
+        after = os.times()
+        controller = (after.children_user + after.children_system) - (usage.children_user + usage.children_system)
+        hosts = host_cpu_seconds(lab) - host_before
+        if run.returncode != 0:
+            rows.append((label, "failed: %s" % run.output.strip().splitlines()[-1:]))
+            continue
+        cpu = controller + hosts
+        base = base or cpu
+        rows.append(
+            (
+                label,
+                "%.1f s, CPU %.1f s (controller %.1f, hosts %.1f), %.2fx the shipped CPU, changed=%d"
+                % (wall, cpu, controller, hosts, cpu / base, run.total_changed()),
+            )
+        )
+    if not target:
+        rows.append(("Mitogen", "not measured: %s" % strategy))
+    return rows
+
+
 def module_seconds(result):
     return sum(result["durations"].values())
 
@@ -567,6 +652,7 @@ BENCHES = {
     "env": bench_env,
     "harbor": bench_harbor,
     "plan": bench_plan,
+    "fanout": bench_fanout,
 }
 # These run on the stand-ins alone: no bench lab is made for them.
 WITHOUT_LAB = {"harbor", "plan"}
