@@ -14,7 +14,7 @@ ENGINE := scripts/engine.sh
 .PHONY: help venv lab lab-down test test-steps checks checks-slot host-image lint unit sanity integration faults lab-tests molecule bench collection ee clean
 
 help:
-	@echo "make lab       bring up the local multi-building lab and converge playbooks/site.yml"
+	@echo "make lab       bring up the local multi-building lab and converge playbooks/site.yml (LAB_HOSTS=20 LAB_BUILDINGS=4 to size it)"
 	@echo "make lab-down  remove everything the lab created"
 	@echo "make test      lint, unit, sanity, integration, fault-injection and Molecule tests"
 	@echo "make faults    only the fault-injection suite (tests/faults) on its own test lab"
@@ -26,11 +26,13 @@ venv:
 	@scripts/venv.sh
 
 # The main job: engine, host image, then scripts/lab.py: lab hosts, site.yml
-# over SSH, the cleanup dry run, the summary and the demo rollout.
+# over SSH, the cleanup dry run, the summary and the demo rollout. LAB_HOSTS
+# and LAB_BUILDINGS size the lab (make lab LAB_HOSTS=20 LAB_BUILDINGS=4);
+# unset, it is the embedded 5 hosts in 3 buildings.
 lab: venv
 	@$(ENGINE) ensure
 	@scripts/host-image.sh build
-	@env $$(scripts/host-image.sh env) python scripts/lab.py
+	@env $$(scripts/host-image.sh env) BERTH_LAB_HOSTS=$(LAB_HOSTS) BERTH_LAB_BUILDINGS=$(LAB_BUILDINGS) python scripts/lab.py
 
 lab-down: venv
 	@$(ENGINE) run -- ansible-playbook playbooks/lab_down.yml

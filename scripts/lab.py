@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The repo is the collection berth.ops (collections/ links back to it).
 sys.path.insert(0, os.path.join(ROOT, "collections"))
 from ansible_collections.berth.ops.plugins.module_utils.berth_cleanup import cleanup_summary  # noqa: E402
-from ansible_collections.berth.ops.plugins.module_utils.berth_lab import DEFAULT_LAB, lab_paths  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_lab import DEFAULT_LAB, cgroup_paths, lab_paths, memory_in_use  # noqa: E402
 
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
@@ -159,6 +159,24 @@ def host_versions(container):
     return tuple(found) if len(found) == 2 else ("-", "-")
 
 
+def existing(paths):
+    return next((path for path in paths if os.path.exists(path)), None)
+
+
+def host_memory(names):
+    """{lab host: bytes of memory it uses, page cache left out}: the host's
+    systemd, engine, services and containers, read from its cgroup."""
+    found = {}
+    for name in names:
+        cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True, check=False).stdout.strip()
+        usage = existing(cgroup_paths(cid, ("memory", "memory.usage_in_bytes"), "memory.current")) if cid else None
+        stat = existing(cgroup_paths(cid, ("memory", "memory.stat"), "memory.stat")) if cid else None
+        if usage and stat:
+            with open(usage, encoding="ascii") as first, open(stat, encoding="ascii") as second:
+                found[name] = memory_in_use(second.read(), int(first.read()))
+    return found
+
+
 def summary(lab, site_output, cleanup_report):
     inventory = lab.inventory_data()
     buildings = inventory["vars"]["berth_buildings"]
@@ -179,7 +197,9 @@ def summary(lab, site_output, cleanup_report):
                     "ok=%s changed=%s failed=%s" % (done.get("ok", "-"), done.get("changed", "-"), done.get("failed", "-")),
                 )
             )
-    header = ("building", "host", "address", "groups", "debian", "docker", "site.yml")
+    memory = host_memory([row[1] for row in rows])
+    rows = [(*row, "%.0f MiB" % (memory[row[1]] / 1024**2) if row[1] in memory else "-") for row in rows]
+    header = ("building", "host", "address", "groups", "debian", "docker", "site.yml", "memory")
     widths = [max(len(str(row[i])) for row in [*rows, header]) for i in range(len(header))]
     lines = ["", "berth lab %s: %d hosts in %d buildings" % (lab.name, len(rows), len(buildings))]
     for building in sorted(buildings):
@@ -188,6 +208,12 @@ def summary(lab, site_output, cleanup_report):
     lines.append("")
     lines += [("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))).rstrip() for row in [header, *rows]]
     lines.append("")
+    if memory:
+        used = sum(memory.values())
+        lines.append(
+            "Memory: the %d hosts use %.1f GiB after site.yml, %.0f MiB per host (docker stats)"
+            % (len(memory), used / 1024**3, used / len(memory) / 1024**2)
+        )
     plays = list(dict.fromkeys(m.group("name") for m in PLAY.finditer(site_output)))
     lines.append("Converged by playbooks/site.yml: " + "; ".join(plays))
     ssh = inventory["vars"]

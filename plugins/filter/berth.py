@@ -23,6 +23,7 @@ FILTERS = {
     "berth_docker_errors": ("berth_docker", "inventory_role_errors"),
     "berth_overlapping_networks": ("berth_inventory", "overlapping_networks"),
     "berth_lab_plan": ("berth_lab", "lab_plan"),
+    "berth_lab_sized": ("berth_lab", "sized_topology"),
     "berth_lab_inventory": ("berth_lab", "lab_inventory"),
     "berth_lab_paths": ("berth_lab", "lab_paths"),
     "berth_firewall_errors": ("berth_firewall", "spec_errors"),

@@ -15,6 +15,67 @@ FIRST_HOST_OCTET = 11
 RELEASES = ("bookworm", "trixie")
 
 
+# A lab sized by parameters (make lab LAB_HOSTS=20 LAB_BUILDINGS=4): at most
+# 26 buildings (one letter each) and this many hosts, which the 2-core,
+# 24 GiB machines hold with room for their builds (README, "The lab").
+MAX_LAB_HOSTS = 40
+
+
+def _count(value, what, low, high):
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError("%s must be a whole number, not %r" % (what, value)) from None
+    if not low <= number <= high:
+        raise ValueError("%s must be within %d..%d, not %d" % (what, low, high, number))
+    return number
+
+
+def sized_topology(topology, hosts="", buildings=""):
+    """The topology unchanged when neither size is given; otherwise
+    `hosts` hosts spread in turn over `buildings` buildings (bldg_a,
+    bldg_b, ...; hosts a1, b1, ..., a2, ...), Debian 12 and 13 alternating
+    within and across buildings, and the registry on the default's registry host
+    (a1). A size left empty keeps the default's (5 hosts, 3 buildings)."""
+    if str(hosts).strip() == "" and str(buildings).strip() == "":
+        return topology
+    default_hosts = sum(len(spec["hosts"]) for spec in topology["buildings"].values())
+    count = _count(hosts if str(hosts).strip() else default_hosts, "LAB_HOSTS", 1, MAX_LAB_HOSTS)
+    places = _count(buildings if str(buildings).strip() else len(topology["buildings"]), "LAB_BUILDINGS", 1, 26)
+    if places > count:
+        raise ValueError("LAB_BUILDINGS (%d) must not exceed LAB_HOSTS (%d): every building needs a host" % (places, count))
+    registry = dict(topology.get("registry") or {"host": "a1", "port": 5000})
+    sized = {"release": topology.get("release", RELEASES[0]), "registry": registry, "buildings": {}}
+    for position in range(count):
+        letter = "abcdefghijklmnopqrstuvwxyz"[position % places]
+        short = "%s%d" % (letter, position // places + 1)
+        groups = ["docker_hosts"] + (["registry"] if short == registry["host"] else [])
+        building = sized["buildings"].setdefault("bldg_" + letter, {"index": position % places + 1, "hosts": {}})
+        # Releases alternate within a building and from one building to the next.
+        building["hosts"][short] = {"groups": groups, "release": RELEASES[(position // places + position % places) % 2]}
+    if registry["host"] not in {h for spec in sized["buildings"].values() for h in spec["hosts"]}:
+        raise ValueError("the registry host %s is not in the sized lab" % registry["host"])
+    return sized
+
+
+def cgroup_paths(container_id, v1, v2, root="/sys/fs/cgroup"):
+    """Where a lab host container's cgroup may keep a figure, in the order to
+    try: `v1` is (controller, file) under cgroup v1's docker/ tree, `v2` a
+    file of its scope under cgroup v2."""
+    return ["%s/%s/docker/%s/%s" % (root, v1[0], container_id, v1[1]), "%s/system.slice/docker-%s.scope/%s" % (root, container_id, v2)]
+
+
+def memory_in_use(stat_text, usage):
+    """Bytes a cgroup uses without the page cache it could drop, as `docker
+    stats` counts it: usage less inactive file pages (cgroup v1's
+    total_inactive_file, v2's inactive_file)."""
+    for line in stat_text.splitlines():
+        key, _, value = line.partition(" ")
+        if key in ("total_inactive_file", "inactive_file"):
+            return max(0, usage - int(value))
+    return usage
+
+
 def lab_plan(topology, name, campus):
     """Turn the lab topology into networks, hosts and groups.
 

@@ -38,7 +38,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_env_spec import LA
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_client import client_for  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_harbor_objects import project_errors  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_http import HttpError  # noqa: E402
-from ansible_collections.berth.ops.plugins.module_utils.berth_lab import lab_inventory, lab_plan  # noqa: E402
+from ansible_collections.berth.ops.plugins.module_utils.berth_lab import cgroup_paths, lab_inventory, lab_plan  # noqa: E402
 from ansible_collections.berth.ops.plugins.module_utils.berth_retention import Candidate, plan  # noqa: E402
 from ansible_collections.berth.ops.plugins.modules import harbor_project  # noqa: E402
 
@@ -101,13 +101,12 @@ def host_cpu_seconds(lab):
     total = 0
     for name in lab.hosts:
         cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True, check=True).stdout.strip()
-        for path in ("/sys/fs/cgroup/cpuacct/docker/%s/cpuacct.usage" % cid, "/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat" % cid):
-            if os.path.exists(path):
-                with open(path, encoding="ascii") as stream:
-                    text = stream.read()
-                # cgroup v1 counts nanoseconds, v2 microseconds (usage_usec).
-                total += int(text) / 1e9 if path.endswith("usage") else int(text.split()[1]) / 1e6
-                break
+        path = next((p for p in cgroup_paths(cid, ("cpuacct", "cpuacct.usage"), "cpu.stat") if os.path.exists(p)), None)
+        if path:
+            with open(path, encoding="ascii") as stream:
+                text = stream.read()
+            # cgroup v1 counts nanoseconds, v2 microseconds (usage_usec).
+            total += int(text) / 1e9 if path.endswith("usage") else int(text.split()[1]) / 1e6
     return total
 
 

@@ -16,6 +16,7 @@ def test_make_lab_prints_the_lab_the_cleanup_plan_and_the_demo_rollout(lab):
     out = lab.make_output
     assert "berth lab %s: %d hosts in 3 buildings" % (lab.name, len(lab.hosts)) in out, out
     assert "image cleanup (dry run): ok" in out, out
+    assert re.search(r"^Memory: the %d hosts use [\d.]+ GiB after site.yml, \d+ MiB per host" % len(lab.hosts), out, re.MULTILINE), out
     # The summary names each host's Debian release and engine: both kinds run.
     table = [line.split() for line in out.splitlines() if re.match(r"^\s+bldg_\w+\s+%s-\w+\s" % lab.name, line)]
     assert len(table) == len(lab.hosts), out
