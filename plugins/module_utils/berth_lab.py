@@ -70,9 +70,9 @@ def memory_in_use(stat_text, usage):
     stats` counts it: usage less inactive file pages (cgroup v1's
     total_inactive_file, v2's inactive_file)."""
     for line in stat_text.splitlines():
-        key, _, value = line.partition(" ")
-        if key in ("total_inactive_file", "inactive_file"):
-            return max(0, usage - int(value))
+        fields = line.split()
+        if len(fields) == 2 and fields[0] in ("total_inactive_file", "inactive_file"):
+            return max(0, usage - int(fields[1]))
     return usage
 
 
