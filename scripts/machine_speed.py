@@ -1,7 +1,7 @@
 """Prints how fast this machine runs a fixed piece of Python, so that make
-test's time can be read against the machine it ran on: the same fresh clone
-took 29 minutes on a machine that runs it in 0.45 s and over 60 on slower
-ones (README, "Measured")."""
+test's time can be read against the machine it ran on: about the same work
+took 29 minutes from a fresh clone on a machine that runs this in 0.45 s,
+and over 60 on slower ones (README, "Measured")."""
 
 import time
 
