@@ -64,6 +64,7 @@ FILTERS = {
     "berth_env_fixed_network": ("berth_env_spec", "fixed_network_of"),
     "berth_container_default": ("berth_rollout", "container_default"),
     "berth_owned_labels": ("berth_owned", "owned_labels"),
+    "berth_pick_builder": ("berth_build_queue", "pick_builder"),
 }
 
 

@@ -134,6 +134,9 @@ def membership_errors(buildings, groups):
             errors.append("host %s belongs to no building (buildings: %s)" % (host, ", ".join(names)))
         elif len(found) > 1:
             errors.append("host %s belongs to %d buildings: %s" % (host, len(found), ", ".join(found)))
+    # A builder builds with its own engine.
+    for host in sorted(set(groups.get("builders", [])) - set(groups.get("docker_hosts", []))):
+        errors.append("host %s is in builders but not in docker_hosts: a builder needs the Docker engine" % host)
     return errors
 
 

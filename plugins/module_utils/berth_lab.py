@@ -36,7 +36,7 @@ def sized_topology(topology, hosts="", buildings=""):
     `hosts` hosts spread in turn over `buildings` buildings (bldg_a,
     bldg_b, ...; hosts a1, b1, ..., a2, ...), Debian 12 and 13 alternating
     within and across buildings, and the registry on the default's registry host
-    (a1). A size left empty keeps the default's (5 hosts, 3 buildings)."""
+    (a1); each building's first host without the registry is its builder. A size left empty keeps the default's (5 hosts, 3 buildings)."""
     if str(hosts).strip() == "" and str(buildings).strip() == "":
         return topology
     default_hosts = sum(len(spec["hosts"]) for spec in topology["buildings"].values())
@@ -49,8 +49,11 @@ def sized_topology(topology, hosts="", buildings=""):
     for position in range(count):
         letter = "abcdefghijklmnopqrstuvwxyz"[position % places]
         short = "%s%d" % (letter, position // places + 1)
-        groups = ["docker_hosts"] + (["registry"] if short == registry["host"] else [])
         building = sized["buildings"].setdefault("bldg_" + letter, {"index": position % places + 1, "hosts": {}})
+        groups = ["docker_hosts"] + (["registry"] if short == registry["host"] else [])
+        # A building's first host that does not keep the registry builds.
+        if short != registry["host"] and not any("builders" in h["groups"] for h in building["hosts"].values()):
+            groups.append("builders")
         # Releases alternate within a building and from one building to the next.
         building["hosts"][short] = {"groups": groups, "release": RELEASES[(position // places + position % places) % 2]}
     if registry["host"] not in {h for spec in sized["buildings"].values() for h in spec["hosts"]}:

@@ -56,7 +56,9 @@ NUMBERS = {
     "lock_timeout": (False, 0, 86400, "seconds"),
     "cpus": (False, 0.01, 1024, ""),
 }
-# The fleet's own numbers (role variables only).
+# The fleet's own numbers (role variables only); batch_size may also be a
+# percentage of each building ("25%").
+BATCH_PERCENT = re.compile(r"^\s*(\d{1,3})\s*%\s*$")
 FLEET_NUMBERS = {
     "batch_size": (True, 0, 10000, ""),
     "max_fail_percentage": (True, 0, 100, "percent"),
@@ -434,9 +436,38 @@ def settings_errors(settings):
     for key, (integer, low, high, unit) in FLEET_NUMBERS.items():
         if key in (settings or {}):
             error = range_error("rollout_" + key, settings[key], integer, low, high, unit)
+            if key == "batch_size" and (error or batch_percent(settings[key]) is not None):
+                error = batch_size_error(settings[key])
             if error:
                 errors.append(error)
     return errors
+
+
+def batch_percent(value):
+    """The percentage of a batch size such as "25%", or None."""
+    match = BATCH_PERCENT.match(value) if isinstance(value, str) else None
+    return int(match.group(1)) if match else None
+
+
+def batch_size_error(value):
+    """Why `value` is not a batch size: a host count (0: a whole building)
+    or a percentage of each building's hosts."""
+    percent = batch_percent(value)
+    if percent is not None and 1 <= percent <= 100:
+        return None
+    if percent is None and range_error("batch_size", value, True, 0, 10000) is None:
+        return None
+    return "rollout_batch_size: %r must be a whole number within 0-10000 or a percentage of a building within 1%%-100%%" % (value,)
+
+
+def building_batch(batch_size, building_hosts):
+    """Hosts per batch in a building of `building_hosts` hosts: a percentage
+    rounds up (never 0), 0 is the whole building."""
+    percent = batch_percent(batch_size)
+    if percent is not None:
+        return max(1, math.ceil(building_hosts * percent / 100))
+    size = number(batch_size, True)
+    return size or building_hosts
 
 
 def apps_of(apps, group_names):
@@ -458,11 +489,16 @@ def image_ref(image, registry, version):
 
 def rollout_batches(hosts_in_order, building_of, batch_size):
     """serial sizes: batches of at most batch_size hosts, never spanning two
-    buildings. batch_size 0 means a whole building per batch."""
+    buildings. batch_size 0 means a whole building per batch, "N%" N percent
+    of each building's hosts (rounded up), so that a fleet that grows within
+    its buildings keeps the same number of batches."""
+    per_building = {}
+    for host in hosts_in_order:
+        per_building[building_of[host]] = per_building.get(building_of[host], 0) + 1
     sizes, current, count = [], None, 0
     for host in hosts_in_order:
         building = building_of[host]
-        if building != current or (batch_size and count == batch_size):
+        if building != current or count == building_batch(batch_size, per_building[building]):
             if count:
                 sizes.append(count)
             current, count = building, 0
@@ -500,7 +536,7 @@ def rollout_plan(app, apps, hosts, group_names, building_of, registries, setting
         for host in members:
             image_ref(apps[app]["image"], registries.get(building_of[host]), str(version))
     ordered = sorted(members, key=lambda h: (building_of[h], h))
-    sizes = rollout_batches(ordered, building_of, number(settings.get("batch_size", 1), True))
+    sizes = rollout_batches(ordered, building_of, settings.get("batch_size", 1))
     batches, start = [], 0
     for size in sizes:
         batches.append(ordered[start : start + size])

@@ -89,6 +89,16 @@ options:
     description: Seconds for engine API calls.
     type: int
     default: 600
+  slot_ticket:
+    description:
+      - A running ticket of the builder's build queue (see M(berth.ops.build_slot)). The module holds the ticket's
+        lock while it runs, so the slot is freed when the build ends, fails or is killed.
+      - The module fails, building nothing, when the ticket is not running on this host.
+    type: str
+  slot_dir:
+    description: The build queue's directory, as given to M(berth.ops.build_slot).
+    type: path
+    default: /run/berth/build-queue
 """
 
 EXAMPLES = r"""
@@ -195,6 +205,11 @@ image_bytes:
   returned: when pushed or found
   type: int
   sample: 52428800
+slot:
+  description: The build slot this run held (I(slot_ticket)), and from when to when on the builder's clock.
+  returned: when slot_ticket is given
+  type: dict
+  sample: {ticket: web-8f2c41d09a7e, held_from: 1764770012.5, held_to: 1764770019.1}
 """
 
 import datetime
@@ -231,6 +246,8 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_build import (
     scan_order,
     template_errors,
 )
+from ansible_collections.berth.ops.plugins.module_utils.berth_build_queue import TICKET_ID
+from ansible_collections.berth.ops.plugins.module_utils.berth_build_queue_client import hold
 from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
 from ansible_collections.berth.ops.plugins.module_utils.berth_registry_client import (
     RegistryClient,
@@ -269,6 +286,8 @@ def validate(module):
         errors.append("retry_delay must not be negative")
     if p["labels"] and not all(isinstance(v, str) for v in p["labels"].values()):
         errors.append("labels: values must be strings")
+    if p["slot_ticket"] is not None and not TICKET_ID.match(p["slot_ticket"]):
+        errors.append("slot_ticket %r: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit" % p["slot_ticket"])
     if errors:
         module.fail_json(msg="; ".join(errors), errors=errors)
 
@@ -619,13 +638,33 @@ def main():
             "state_dir": {"type": "path", "default": "~/.cache/berth/build"},
             "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},
             "timeout": {"type": "int", "default": 600},
+            "slot_ticket": {"type": "str"},
+            "slot_dir": {"type": "path", "default": "/run/berth/build-queue"},
         },
         supports_check_mode=True,
     )
     validate(module)
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker (python3-docker)"))
-    module.exit_json(**Build(module, connect(module)).run())
+    # Held until the process ends; check mode builds nothing and takes no slot.
+    slot = hold_slot(module) if module.params["slot_ticket"] and not module.check_mode else None
+    held_from = time.time()
+    result = Build(module, connect(module)).run()
+    if slot is not None:
+        # When this build held its slot, on the builder's clock.
+        result["slot"] = {"ticket": module.params["slot_ticket"], "held_from": round(held_from, 3), "held_to": round(time.time(), 3)}
+    module.exit_json(**result)
+
+
+def hold_slot(module):
+    p = module.params
+    slot = hold(p["slot_dir"], p["slot_ticket"])
+    if slot is None:
+        module.fail_json(
+            msg="build slot %s is not running on this host (acquire it with build_slot first; its lease may have run out); nothing was built"
+            % p["slot_ticket"]
+        )
+    return slot
 
 
 def normalize(build_args):

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from harbor_standin import HarborStandIn  # noqa: E402
 from labtools import (  # noqa: E402
     ROOT,
+    Background,
     Load,
     ansible_playbook,
     lab_exec,
@@ -214,6 +215,61 @@ def bench_build(lab):
     ]
 
 
+POOL_APPS, POOL_VERSIONS = 3, 4
+
+
+def build_burst(lab, label, pin=None):
+    """POOL_APPS x POOL_VERSIONS builds started at once (each app version its
+    own artifact, with 4 MiB of its own data); on `pin` alone, or on the
+    `builders` pool. Returns (wall seconds, per-build module results)."""
+    registry = "%s:5000" % lab.hosts[lab.host("-a1")]
+    directory = tempfile.mkdtemp(prefix="berth-bench-pool-")
+    runs = []
+    try:
+        for app in range(POOL_APPS):
+            for version in range(1, POOL_VERSIONS + 1):
+                artifact = os.path.join(directory, "%s%d-%d" % (label, app, version))
+                shutil.copytree(os.path.join(ROOT, "images", "example", "app"), artifact)
+                with open(os.path.join(artifact, "payload"), "wb") as stream:
+                    stream.write(os.urandom(4 << 20))
+                args = ("playbooks/build.yml", "-v", "-e", "app=%s%d" % (label, app), "-e", "artifact=" + artifact)
+                args += ("-e", "middleware_image=%s/base/middleware:1" % registry, "-e", "version=%d" % version)
+                runs.append(args + (("-e", "build_host=" + pin) if pin else ()))
+        start = time.monotonic()
+        started = [Background(lab, *args) for args in runs]
+        finished = [run.wait(timeout=1800) for run in started]
+        wall = time.monotonic() - start
+    finally:
+        shutil.rmtree(directory)
+    results = []
+    for code, output in finished:
+        if code != 0:
+            raise SystemExit("a %s build failed:\n%s" % (label, output[-3000:]))
+        results.extend(task_results(output, "Build and push").values())
+    return wall, results
+
+
+def bench_pool(lab):
+    """12 builds at once (3 apps, 4 versions) on one builder and on the three of the builders group (goal: 2x)."""
+    one = lab.host("-a2")
+    lab.playbook("base and middleware", "playbooks/build_base.yml", "-e", "build_host=" + one)
+    alone, alone_results = build_burst(lab, "solo", pin=one)
+    pooled, pooled_results = build_burst(lab, "pool")
+    count = POOL_APPS * POOL_VERSIONS
+
+    def pushed(results):
+        values = [r["pushed_bytes"] for r in results]
+        return "mean %d, max %d" % (sum(values) / len(values), max(values))
+
+    return [
+        ("%d builds on one builder (%s, 2 slots)" % (count, one), "%.1f s" % alone),
+        ("%d builds on the pool (3 builders, 2 slots each)" % count, "%.1f s" % pooled),
+        ("one builder / pool, wall time (goal >= 2)", "%.2f" % (alone / pooled)),
+        ("bytes pushed per build, one builder", pushed(alone_results)),
+        ("bytes pushed per build, pool", pushed(pooled_results)),
+    ]
+
+
 NAIVE_DELETE_LOOP = r"""
 import json, sys, time
 import requests
@@ -393,6 +449,57 @@ def bench_engine(lab):
         total, failed = under_load([host], restart)
         rows.append(
             ("two engine restarts under load, %s: requests / failed" % " ".join(release.stdout.split()), "%d / %d" % (total, failed))
+        )
+    return rows
+
+
+SCALE_SIZES = (5, 10, 20)
+SCALE_BUILDINGS = 4
+
+
+def bench_scale(lab):
+    """Idempotent site.yml, cleanup dry run and a fleet rollout at 5, 10 and 20 hosts in 4 buildings, per host (goal: 20 within 1.2x of 5)."""
+    rows, per_host = [], {}
+    for index, size in enumerate(SCALE_SIZES):
+        env = dict(BENCH_LAB, BERTH_LAB_HOSTS=str(size), BERTH_LAB_BUILDINGS=str(SCALE_BUILDINGS))
+        # The lab grows in place: a size's hosts are the first of the next's.
+        up, _ = timed("lab-up, %d hosts" % size, "playbooks/lab_up.yml", env=env)
+        lab.hosts = lab_hosts(lab.inventory)
+        first, _ = lab.playbook("site.yml, %d hosts" % size, "playbooks/site.yml")
+        again, rerun = lab.playbook("site.yml again, %d hosts" % size, "playbooks/site.yml")
+        dry, _ = lab.playbook("cleanup dry run, %d hosts" % size, "playbooks/image_cleanup.yml", "-e", "image_cleanup_dry_run=true")
+        if index == 0:
+            build_demo(lab, ["s1", "s2"])
+        # Every host on s1 first (new hosts get it fresh), then two timed
+        # rollouts replace it everywhere: one host per batch (the default),
+        # then half of each building per batch.
+        lab.playbook("rollout s1, %d hosts" % size, "playbooks/rollout.yml", "-e", "app=demo", "-e", "version=s1")
+        serial, _ = lab.playbook("rollout s2, %d hosts" % size, "playbooks/rollout.yml", "-e", "app=demo", "-e", "version=s2")
+        halves, _ = lab.playbook(
+            "rollout s1 by halves, %d hosts" % size,
+            *("playbooks/rollout.yml", "-e", "app=demo", "-e", "version=s1", "-e", "rollout_batch_size=50%"),
+        )
+        per_host[size] = {
+            "site.yml, idempotent": again / size,
+            "cleanup dry run": dry / size,
+            "rollout, 1 host per batch": serial / size,
+            "rollout, 50% of a building per batch": halves / size,
+        }
+        rows += [
+            ("%2d hosts: lab up, first site.yml" % size, "%.1f s, %.1f s" % (up, first)),
+            (
+                "%2d hosts: idempotent site.yml (changed=%d), cleanup dry run" % (size, rerun.total_changed()),
+                "%.1f s, %.1f s" % (again, dry),
+            ),
+            ("%2d hosts: rollout 1 host per batch, 50%% of a building per batch" % size, "%.1f s, %.1f s" % (serial, halves)),
+        ]
+    small, large = per_host[SCALE_SIZES[0]], per_host[SCALE_SIZES[-1]]
+    for what in small:
+        rows.append(
+            (
+                "%s, s per host at %s (%d vs %d: goal <= 1.2x)" % (what, ", ".join(map(str, SCALE_SIZES)), SCALE_SIZES[-1], SCALE_SIZES[0]),
+                "%s (%.2fx)" % (", ".join("%.2f" % per_host[size][what] for size in SCALE_SIZES), large[what] / small[what]),
+            )
         )
     return rows
 
@@ -646,6 +753,7 @@ def bench_plan(hosts=1000, rounds=2):
 BENCHES = {
     "lab": bench_lab,
     "build": bench_build,
+    "pool": bench_pool,
     "cleanup": bench_cleanup,
     "rollout": bench_rollout,
     "engine": bench_engine,
@@ -653,9 +761,12 @@ BENCHES = {
     "harbor": bench_harbor,
     "plan": bench_plan,
     "fanout": bench_fanout,
+    "scale": bench_scale,
 }
 # These run on the stand-ins alone: no bench lab is made for them.
 WITHOUT_LAB = {"harbor", "plan"}
+# These size the bench lab themselves, so each gets a lab of its own.
+OWN_LAB = {"scale"}
 
 
 def report(name, rows):
@@ -677,13 +788,15 @@ def main():
     for name in names:
         if name in WITHOUT_LAB:
             report(name, BENCHES[name]())
-    on_lab = [name for name in names if name not in WITHOUT_LAB]
-    if not on_lab:
-        return
-    with BenchLab() as lab:
-        if "lab" not in on_lab:
-            bench_lab(lab)  # the other benches need a converged lab
-        for name in on_lab:
+    on_lab = [name for name in names if name not in WITHOUT_LAB | OWN_LAB]
+    if on_lab:
+        with BenchLab() as lab:
+            if "lab" not in on_lab:
+                bench_lab(lab)  # the other benches need a converged lab
+            for name in on_lab:
+                report(name, BENCHES[name](lab))
+    for name in (name for name in names if name in OWN_LAB):
+        with BenchLab() as lab:
             report(name, BENCHES[name](lab))
 
 

@@ -63,6 +63,12 @@ def test_a_host_in_no_building_is_named():
     assert membership_errors(BUILDINGS, groups) == ["host stray belongs to no building (buildings: bldg_a, bldg_b)"]
 
 
+def test_a_builder_without_the_engine_is_named():
+    assert membership_errors(BUILDINGS, dict(GROUPS, builders=["h1"])) == []
+    groups = dict(GROUPS, docker_hosts=["h1"], builders=["h1", "h2"])
+    assert membership_errors(BUILDINGS, groups) == ["host h2 is in builders but not in docker_hosts: a builder needs the Docker engine"]
+
+
 def test_a_host_in_two_buildings_is_named():
     groups = dict(GROUPS, bldg_b=["h1", "h2"])
     assert membership_errors(BUILDINGS, groups) == ["host h1 belongs to 2 buildings: bldg_a, bldg_b"]

@@ -73,6 +73,11 @@ def test_every_allowed_size_plans_a_valid_lab(hosts, buildings):
     assert all(any(h["building"] == b for h in plan["hosts"]) for b in plan["buildings"])
     assert plan["groups"]["registry"] == ["lab-a1"]
     assert set(plan["groups"]["docker_hosts"]) == {h["name"] for h in plan["hosts"]}
+    # One builder in each building that has a host besides the registry's.
+    builders = plan["groups"].get("builders", [])
+    assert "lab-a1" not in builders and set(builders) <= set(plan["groups"]["docker_hosts"])
+    with_more = {h["building"] for h in plan["hosts"] if h["name"] != "lab-a1"}
+    assert sorted(h["building"] for h in plan["hosts"] if h["name"] in builders) == sorted(with_more)
 
 
 def test_memory_leaves_out_the_page_cache_it_could_drop():

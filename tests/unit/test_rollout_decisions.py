@@ -186,8 +186,16 @@ def test_role_numbers_name_the_variable_also_from_extra_vars():
     errors = settings_errors({"deadline": "-5", "max_fail_percentage": 150, "batch_size": "x", "retain": "2"})
     assert "rollout_deadline: '-5' must be a number within 1-86400 seconds" in errors
     assert "rollout_max_fail_percentage: 150 must be a whole number within 0-100 percent" in errors
-    assert "rollout_batch_size: 'x' must be a whole number within 0-10000" in errors
+    assert "rollout_batch_size: 'x' must be a whole number within 0-10000 or a percentage of a building within 1%-100%" in errors
     assert not any("retain" in e for e in errors)
+
+
+@pytest.mark.parametrize("value", ["0%", "101%", "-5", "50 percent", "1.5"])
+def test_a_batch_size_is_a_count_or_a_percentage_in_range(value):
+    assert settings_errors({"batch_size": value}) == [
+        "rollout_batch_size: %r must be a whole number within 0-10000 or a percentage of a building within 1%%-100%%" % value
+    ]
+    assert settings_errors({"batch_size": "25%"}) == settings_errors({"batch_size": "3"}) == []
 
 
 def test_app_numbers_name_the_field():
@@ -380,6 +388,20 @@ def test_a_plan_has_its_batches_as_host_lists():
     assert plan["hosts"] == ["a1", "a2", "b1", "b2", "c1"]
     assert plan["batches"] == [2, 2, 1]
     assert plan["batch_hosts"] == [["a1", "a2"], ["b1", "b2"], ["c1"]]
+
+
+def test_a_percentage_batch_keeps_the_number_of_batches_as_buildings_grow():
+    def batches(per_building, size):
+        groups = {"%s%d" % (b, n): ["docker_hosts", "bldg_" + b] for b in "abc" for n in range(per_building)}
+        building = {h: "bldg_" + h[0] for h in groups}
+        return rollout_plan("demo", APPS, list(groups), groups, building, REGISTRIES, {"batch_size": size}, "v2")["batches"]
+
+    assert batches(2, "50%") == [1, 1, 1, 1, 1, 1]
+    assert batches(8, "50%") == [4, 4, 4, 4, 4, 4]
+    # Rounded up: a building of 3 at 50% goes 2 then 1; never an empty batch.
+    assert batches(3, "50%") == [2, 1, 2, 1, 2, 1]
+    assert batches(1, "1%") == [1, 1, 1]
+    assert batches(4, 1) == [1] * 12
 
 
 def test_a_rollback_plan_takes_no_version_or_an_optional_one():
