@@ -44,20 +44,26 @@ def ordered(tickets):
     return sorted(tickets, key=lambda t: (t["created"], t["id"]))
 
 
+def sent_order(ticket):
+    """Where a ticket sent to a builder stands in its wait queue."""
+    return (ticket.get("sent", ticket["created"]), ticket["created"], ticket["id"])
+
+
 def may_start(ticket_id, tickets, max_concurrent):
     """(True, None) when the build of `ticket_id` may take a slot now, else
-    (False, why). `tickets` are the builder's live tickets. Builds start in
-    arrival order, at most `max_concurrent` at once, and never two at a time
-    in the same build context (`key`)."""
-    queue = ordered(tickets)
-    mine = next((t for t in queue if t["id"] == ticket_id), None)
+    (False, why). `tickets` are the builder's live tickets. Builds sent here
+    start in the order they were sent (`sent`), at most `max_concurrent` at once, and never two
+    at a time in the same build context (`key`)."""
+    mine = next((t for t in tickets if t["id"] == ticket_id), None)
     if mine is None:
         return False, "ticket %s is not in the queue" % ticket_id
     if mine["state"] == "running":
         return True, None
-    others = [t for t in queue if t["id"] != ticket_id]
-    running = [t for t in others if t["state"] == "running"]
-    ahead = [t for t in queue[: queue.index(mine)] if t["state"] != "running"]
+    running = [t for t in tickets if t["state"] == "running" and t["id"] != ticket_id]
+    # Only builds sent here wait ahead, in the order they were sent: a
+    # reservation may go elsewhere, and one a dead control node left must
+    # not hold the queue for its lease.
+    ahead = [t for t in tickets if t["state"] == "waiting" and sent_order(t) < sent_order(mine)]
     if any(t.get("key") == mine.get("key") for t in running + ahead):
         return False, "a build of the same context (%s) is ahead" % mine.get("key")
     if len(running) + len(ahead) >= max_concurrent:

@@ -10,8 +10,9 @@ description:
     directory of small files on the host, under C(/run) by default) and waits for a slot in arrival order.
   - C(state=reserve) adds a ticket with a lease and reports the queue, including which tickets' base images this
     builder already holds, so that the filter M(berth.ops.berth_pick_builder) can choose a builder.
-  - C(state=acquire) marks the ticket as sent to this builder, waits until it may start (fewer than I(max_concurrent) builds running or ahead, and
-    none of the same build context) and marks it running. The lease then covers the steps before the build; the
+  - C(state=acquire) marks the ticket as sent to this builder, waits until it may start (fewer than
+    I(max_concurrent) builds running or waiting ahead of it, and none of the same build context) and marks it
+    running, or returns C(acquired=false) after I(wait_timeout). The lease then covers the steps before the build; the
     build module (M(berth.ops.docker_image_build) with I(slot_ticket)) holds the ticket's lock while it builds, so a
     build that fails or is killed frees its slot at once.
   - C(state=release) removes the ticket. C(state=status) only reads the queue.
@@ -60,9 +61,13 @@ options:
     type: int
     default: 600
   wait_timeout:
-    description: Seconds C(acquire) waits for a slot before it fails and gives the ticket back, 1 to 86400.
+    description:
+      - Seconds one C(acquire) call waits for a slot, 1 to 86400. Without one it returns C(acquired=false) and the
+        ticket keeps its place; call it again (C(until)) to wait longer.
+      - A waiting ticket lives three times this long (at least 30 s) without another call, so the builds behind a
+        control node that died while it waited move up soon.
     type: int
-    default: 3600
+    default: 30
   poll:
     description: Seconds between looks at the queue while waiting, 0.1 to 10.
     type: float
@@ -119,7 +124,7 @@ queued:
   type: bool
   sample: true
 acquired:
-  description: Whether C(acquire) turned the ticket into a running build (in check mode, could now).
+  description: Whether the ticket holds a slot now (in check mode, could take one now).
   returned: when state=acquire
   type: bool
   sample: true
@@ -187,12 +192,13 @@ def snapshot(module, tickets, ticket_id):
     }
 
 
-def new_ticket(p, now):
+def new_ticket(p, now, state="reserved"):
     return {
         "id": p["ticket"],
         "key": p["context"] or p["ticket"],
         "base_image": p["base_image"],
-        "state": "reserved",
+        "pool": sorted(p["pool"]),
+        "state": state,
         "created": now,
         "lease_until": now + p["lease"],
     }
@@ -221,11 +227,18 @@ def release(module, queue):
     return dict(snapshot(module, [t for t in tickets if t["id"] != p["ticket"]], None), released=present)
 
 
+def waiting_lease(p):
+    """How long a waiting ticket lives without another acquire call: a
+    control node that died while its build waited stops renewing it, and
+    the builds behind it move up within this time."""
+    return max(3 * p["wait_timeout"], 30)
+
+
 def acquire(module):
-    """Wait in arrival order for a slot; the ticket goes back on a timeout."""
+    """Wait in arrival order for a slot, at most wait_timeout seconds per
+    call; a ticket that gets none keeps its place for the next call."""
     p = module.params
     started = time.monotonic()
-    why = None
     while True:
         with BuildQueueClient(p["queue_dir"], readonly=module.check_mode) as queue:
             now = time.time()
@@ -235,33 +248,24 @@ def acquire(module):
                 # Its lease ran out (or it was never reserved): join at the end.
                 mine = new_ticket(p, now, state="waiting")
                 tickets.append(mine)
-                if not module.check_mode:
-                    queue.write(mine)
-            elif (
-                mine["state"] != "running"
-                and not module.check_mode
-                and (mine["state"] == "reserved" or mine["lease_until"] - now < p["lease"] / 2)
-            ):
-                # Sent here: other builds now count it on this builder only.
-                # The lease is renewed while it waits, so it keeps its place.
-                mine.update(state="waiting", lease_until=now + p["lease"])
-                queue.write(mine)
             if mine["state"] == "running":
-                return dict(snapshot(module, tickets, p["ticket"]), acquired=False, waited=0.0)
+                return dict(snapshot(module, tickets, p["ticket"]), acquired=True, waited=0.0)
+            # Sent here: other builds now count it on this builder only, and
+            # it queues from now.
+            mine.setdefault("sent", now)
+            mine.update(state="waiting", lease_until=now + waiting_lease(p))
             allowed, why = may_start(p["ticket"], tickets, p["max_concurrent"])
             if module.check_mode:
                 return dict(snapshot(module, tickets, p["ticket"]), acquired=allowed, waited=0.0, would_wait=why)
+            waited = round(time.monotonic() - started, 3)
             if allowed:
+                # The lease covers the steps before the build takes the lock.
                 mine.update(state="running", lease_until=now + p["lease"])
                 queue.write(mine)
-                waited = round(time.monotonic() - started, 3)
                 return dict(snapshot(module, tickets, p["ticket"]), acquired=True, waited=waited)
-            if time.monotonic() - started >= p["wait_timeout"]:
-                queue.remove(p["ticket"])
-                module.fail_json(
-                    msg="no build slot within %d s (%s); the ticket was given back and nothing was built" % (p["wait_timeout"], why),
-                    tickets=ordered(tickets),
-                )
+            queue.write(mine)
+            if waited >= p["wait_timeout"]:
+                return dict(snapshot(module, tickets, p["ticket"]), acquired=False, waited=waited, would_wait=why)
         time.sleep(p["poll"])
 
 
@@ -275,7 +279,7 @@ def main():
             "pool": {"type": "list", "elements": "str", "default": []},
             "max_concurrent": {"type": "int", "default": 2},
             "lease": {"type": "int", "default": 600},
-            "wait_timeout": {"type": "int", "default": 3600},
+            "wait_timeout": {"type": "int", "default": 30},
             "poll": {"type": "float", "default": 0.5},
             "queue_dir": {"type": "path", "default": "/run/berth/build-queue"},
             "docker_host": {"type": "str", "default": "unix:///var/run/docker.sock"},

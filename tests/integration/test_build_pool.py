@@ -47,11 +47,11 @@ def builder_of(output):
 
 
 def slot_times(output):
-    """(ticket created, slot taken, slot freed) on the builder's clock: the
-    slot is freed when the build module, which holds it, ends."""
+    """(ticket sent to the builder, slot taken, slot freed) on the builder's
+    clock: the slot is freed when the build module, which holds it, ends."""
     [acquired] = task_results(output, "Wait for a build slot").values()
     [built] = task_results(output, "Build and push").values()
-    return acquired["ticket"]["created"], acquired["at"], built["slot"]["held_to"]
+    return acquired["ticket"]["sent"], acquired["at"], built["slot"]["held_to"]
 
 
 def run_together(pool, runs):
@@ -87,7 +87,7 @@ def test_a_burst_spreads_over_the_pool_within_each_builders_limit(pool, tmp_path
         chosen.setdefault(builder_of(output), []).append(slot_times(output))
     assert len(chosen) >= 2, chosen
     for builder, times in chosen.items():
-        # One slot: the builds on a builder never overlap, and start in the order they arrived.
+        # One slot: the builds on a builder never overlap, and start in the order they were sent there.
         ordered = sorted(times)
         for (_, _, freed), (_, taken, _) in itertools.pairwise(ordered):
             assert taken >= freed, (builder, ordered)
@@ -148,5 +148,18 @@ def test_bad_pool_input_fails_clearly_and_queues_nothing(pool, tmp_path, extra, 
     run = pool["lab"].playbook(*build_args(pool, "bad", artifact_of(tmp_path, "bad"), *extra))
     assert run.returncode != 0
     assert message in run.output, run.explain()
+    for builder in pool["builders"]:
+        assert lab_exec(builder, "ls %s/*.json 2>/dev/null | wc -l" % QUEUE).stdout.strip() == "0"
+
+
+def test_check_mode_goes_through_the_queue_and_leaves_nothing(pool, tmp_path):
+    app = "check%s" % uuid.uuid4().hex[:6]
+    args = build_args(pool, app, artifact_of(tmp_path, app), "-e", "build_host=" + pool["builders"][0])
+    # The build context exists once the app was built there.
+    first = pool["lab"].playbook(*args)
+    assert first.returncode == 0, first.explain()
+    run = pool["lab"].playbook(*args, "--check")
+    assert run.returncode == 0, run.explain()
+    assert "berth-builder: " in run.output
     for builder in pool["builders"]:
         assert lab_exec(builder, "ls %s/*.json 2>/dev/null | wc -l" % QUEUE).stdout.strip() == "0"

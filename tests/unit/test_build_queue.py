@@ -2,9 +2,12 @@
 order within a builder's slots, a dead build frees its slot, and builds that
 arrive together spread over the pool with cache affinity first."""
 
+import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -25,21 +28,34 @@ def ticket(ticket_id, created, state="reserved", key=None, affinity=False, lease
 
 
 def test_builds_start_in_arrival_order_within_the_slots():
-    queue = [ticket("c", 3), ticket("a", 1), ticket("b", 2)]
+    queue = [ticket("c", 3, state="waiting"), ticket("a", 1, state="waiting"), ticket("b", 2, state="waiting")]
     assert may_start("a", queue, 2) == (True, None)
     assert may_start("b", queue, 2) == (True, None)
     allowed, why = may_start("c", queue, 2)
     assert not allowed and "2 ahead" in why
 
 
+def test_builds_queue_in_the_order_they_were_sent_here():
+    early = dict(ticket("early", 1, state="waiting"), sent=9)
+    late = dict(ticket("late", 2, state="waiting"), sent=5)
+    assert may_start("late", [early, late], 1) == (True, None)
+    assert may_start("early", [early, late], 1)[0] is False
+
+
+def test_a_reservation_that_may_go_elsewhere_holds_nobody_back():
+    # "gone" reserved on every builder, and its control node died.
+    queue = [ticket("gone", 1, key="app-web"), ticket("mine", 2, state="waiting", key="app-web")]
+    assert may_start("mine", queue, 1) == (True, None)
+
+
 def test_a_running_build_holds_its_slot_whenever_it_arrived():
-    queue = [ticket("a", 1), ticket("late", 9, state="running")]
+    queue = [ticket("a", 1, state="waiting"), ticket("late", 9, state="running")]
     assert may_start("a", queue, 1)[0] is False
     assert may_start("a", queue, 2)[0] is True
 
 
 def test_two_builds_of_one_context_never_run_together():
-    queue = [ticket("a", 1, state="running", key="app-web"), ticket("b", 2, key="app-web")]
+    queue = [ticket("a", 1, state="running", key="app-web"), ticket("b", 2, state="waiting", key="app-web")]
     allowed, why = may_start("b", queue, 4)
     assert not allowed and "app-web" in why
 
@@ -203,3 +219,43 @@ def test_only_a_running_ticket_can_be_held(tmp_path):
         reserve(queue, "waiting", 1)
     assert hold(directory, "waiting") is None
     assert hold(directory, "absent") is None
+
+
+def build_slot(tmp_path, check=False, **args):
+    """Run the build_slot module itself, as Ansible would, on a queue in tmp_path."""
+    collections = os.path.join(os.path.dirname(__file__), "..", "..", "collections")
+    module = os.path.join(collections, "ansible_collections", "berth", "ops", "plugins", "modules", "build_slot.py")
+    args = dict(args, queue_dir=str(tmp_path / "queue"), docker_host="unix:///nonexistent.sock", _ansible_check_mode=check)
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    run = subprocess.run(
+        [sys.executable, module, str(path)], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=collections), check=False
+    )
+    return json.loads(run.stdout)
+
+
+def test_the_module_in_check_mode_writes_nothing_and_does_not_wait(tmp_path):
+    reserved = build_slot(tmp_path, check=True, state="reserve", ticket="web-1", pool=["b1", "b2"])
+    assert reserved["queued"] is True and reserved["changed"] is False
+    acquired = build_slot(tmp_path, check=True, state="acquire", ticket="web-1", max_concurrent=1)
+    assert acquired["acquired"] is True and not acquired.get("failed")
+    assert not (tmp_path / "queue").exists()
+
+
+def test_the_module_waits_its_turn_and_keeps_its_place(tmp_path):
+    for ticket_id in ("first", "second"):
+        build_slot(tmp_path, state="reserve", ticket=ticket_id, pool=["b1"])
+    assert build_slot(tmp_path, state="acquire", ticket="first", max_concurrent=1)["acquired"] is True
+    second = build_slot(tmp_path, state="acquire", ticket="second", max_concurrent=1, wait_timeout=1, poll=0.2)
+    assert second["acquired"] is False and "1 running" in second["would_wait"]
+    assert [(t["id"], t["state"], t["pool"]) for t in second["tickets"]] == [("first", "running", ["b1"]), ("second", "waiting", ["b1"])]
+    assert build_slot(tmp_path, state="release", ticket="first")["released"] is True
+    assert build_slot(tmp_path, state="acquire", ticket="second", max_concurrent=1, wait_timeout=1)["acquired"] is True
+    # Asked again, a running ticket still holds its slot.
+    assert build_slot(tmp_path, state="acquire", ticket="second", max_concurrent=1)["acquired"] is True
+
+
+def test_the_module_refuses_bad_options_before_touching_the_queue(tmp_path):
+    result = build_slot(tmp_path, state="reserve", ticket="Web 1", max_concurrent=0)
+    assert result["failed"] and "max_concurrent: 0 is out of range (1 to 64)" in result["msg"]
+    assert not (tmp_path / "queue").exists()
