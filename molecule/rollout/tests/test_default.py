@@ -4,6 +4,7 @@ with the operator's rollback, and no request failed. v2 serves with the
 settings every app container gets; v1 waits, stopped, for a rollback."""
 
 import datetime
+import itertools
 import json
 
 import pytest
@@ -89,8 +90,13 @@ def test_no_request_failed_and_the_client_saw_each_switch(host):
     assert host.file(LOAD + "/failures").content_string == "", errors
     bodies = host.file(LOAD + "/bodies").content_string.split()
     assert len(bodies) >= 100
-    switches = [body for i, body in enumerate(bodies) if i == 0 or bodies[i - 1] != body]
-    assert switches == ["v1", "v2", "v1", "v2"]
+    runs = [[body, len(list(group))] for body, group in itertools.groupby(bodies)]
+    # While nginx reloads, an old worker may still take a connection that
+    # was queued before: one or two answers of the version just left, inside
+    # a switch, which the drain then lets finish. Longer runs are switches.
+    steady = [run for index, run in enumerate(runs) if run[1] > 2 or index in (0, len(runs) - 1)]
+    switches = [body for body, _ in itertools.groupby(body for body, _ in steady)]
+    assert switches == ["v1", "v2", "v1", "v2"], runs
 
 
 def test_the_registry_holds_both_versions(host):
