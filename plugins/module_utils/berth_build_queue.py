@@ -19,13 +19,20 @@ TICKET_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
 LIMITS = {"max_concurrent": (1, 64), "lease": (10, 86400), "wait_timeout": (1, 86400), "poll": (0.1, 10)}
 
 
+def ticket_error(ticket, field="ticket"):
+    """Why `ticket` is not a ticket id, naming the option, or None."""
+    if ticket is None or TICKET_ID.match(str(ticket)):
+        return None
+    return "%s %r: use lowercase letters, digits, '.', '_' and '-' (at most 96), starting with a letter or digit" % (field, ticket)
+
+
 def option_errors(options):
     """What is wrong with a build_slot task's options, each naming its option."""
     errors = []
-    ticket = options.get("ticket")
-    if ticket is not None and not TICKET_ID.match(str(ticket)):
-        errors.append("ticket %r: use lowercase letters, digits, '.', '_' and '-' (at most 96), starting with a letter or digit" % ticket)
-    if options.get("state") in ("reserve", "acquire", "release") and not ticket:
+    error = ticket_error(options.get("ticket"))
+    if error:
+        errors.append(error)
+    if options.get("state") in ("reserve", "acquire", "release") and not options.get("ticket"):
         errors.append("ticket: required with state=%s" % options["state"])
     for name, (low, high) in sorted(LIMITS.items()):
         value = options.get(name)

@@ -246,7 +246,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_build import (
     scan_order,
     template_errors,
 )
-from ansible_collections.berth.ops.plugins.module_utils.berth_build_queue import TICKET_ID
+from ansible_collections.berth.ops.plugins.module_utils.berth_build_queue import ticket_error
 from ansible_collections.berth.ops.plugins.module_utils.berth_build_queue_client import hold
 from ansible_collections.berth.ops.plugins.module_utils.berth_images import parse_reference
 from ansible_collections.berth.ops.plugins.module_utils.berth_registry_client import (
@@ -286,8 +286,9 @@ def validate(module):
         errors.append("retry_delay must not be negative")
     if p["labels"] and not all(isinstance(v, str) for v in p["labels"].values()):
         errors.append("labels: values must be strings")
-    if p["slot_ticket"] is not None and not TICKET_ID.match(p["slot_ticket"]):
-        errors.append("slot_ticket %r: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit" % p["slot_ticket"])
+    error = ticket_error(p["slot_ticket"], "slot_ticket")
+    if error:
+        errors.append(error)
     if errors:
         module.fail_json(msg="; ".join(errors), errors=errors)
 

@@ -10,7 +10,7 @@ import shutil
 import uuid
 
 import pytest
-from labtools import ROOT, Background, lab_exec, task_results
+from labtools import ROOT, Background, docker, lab_exec, reachable, task_results, wait_for
 
 QUEUE = "/run/berth/build-queue"
 
@@ -111,6 +111,21 @@ def test_builds_over_a_pinned_builders_limit_wait_in_order(pool, tmp_path):
         assert taken >= freed, times
     waited = [task_results(output, "Wait for a build slot")[builder]["waited"] for _, output in results]
     assert sum(1 for seconds in waited if seconds > 0) >= 1, waited
+
+
+def test_an_unreachable_builder_is_left_out(pool, tmp_path):
+    down = next(h for h in pool["builders"] if h.endswith("-c1"))
+    docker("stop", "-t", "5", down)
+    try:
+        app = "down%s" % uuid.uuid4().hex[:6]
+        run = pool["lab"].playbook(*build_args(pool, app, artifact_of(tmp_path, app)))
+        assert run.returncode == 0, run.explain()
+        assert builder_of(run.output) != down
+        assert "berth-image: %s/lab/%s:1@sha256:" % (pool["registry"], app) in run.output
+    finally:
+        docker("start", down)
+        assert wait_for(lambda: lab_exec(down, "systemctl is-system-running").stdout.strip() in ("running", "degraded"), timeout=120)
+        assert wait_for(lambda: reachable(pool["lab"], down), timeout=120)
 
 
 def test_a_failed_build_gives_its_slot_back(pool, tmp_path):
