@@ -6,6 +6,8 @@ the same methods (CommandSwitch shows the shape). The decisions they act on
 are in berth_switch.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -13,10 +15,12 @@ import subprocess
 import tempfile
 import time
 
+from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import state_files
 from ansible_collections.berth.ops.plugins.module_utils.berth_switch import (
     nginx_stale,
     one_line,
     reload_applied,
+    upstream_backups,
     upstream_config,
     upstream_servers,
     written_by_berth,
@@ -27,6 +31,37 @@ WORKER_TITLE = "nginx: worker process"
 
 class SwitchError(Exception):
     pass
+
+
+class LockTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def app_lock(state_dir, name, timeout):
+    """The lock a run that moves an app's traffic holds (docker_rollout, an
+    engine restart): flock on a file in the rollout's state directory,
+    released by the kernel when the process ends, however it ends."""
+    os.makedirs(state_dir, mode=0o755, exist_ok=True)
+    fd = os.open(os.path.join(state_dir, state_files(name)["lock"]), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        started = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - started >= timeout:
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                    raise LockTimeout(
+                        "another run holds the %s lock on this host (%s); gave up after %ss" % (name, holder, timeout)
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, ("pid %d since %s\n" % (os.getpid(), time.strftime("%Y-%m-%dT%H:%M:%S%z"))).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def nginx_workers(proc="/proc", pid_file="/run/nginx.pid"):
@@ -97,6 +132,11 @@ class NginxSwitch:
         except FileNotFoundError:
             return []
 
+    def backups(self):
+        """The backup servers an engine restart that did not finish left."""
+        text = self.text()
+        return upstream_backups(text) if text and written_by_berth(text) else []
+
     def _applied(self):
         try:
             with open(self.applied_path, encoding="utf-8") as stream:
@@ -130,18 +170,27 @@ class NginxSwitch:
         self.check()
         self._reload(None, restore=False)
 
+    def text(self):
+        """The upstream file as it is, None when there is none."""
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return None
+
+    def write(self, text):
+        """Replace the file at once (nginx reads it at the next reload)."""
+        handle, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".%s." % self.app)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.path)
+
     def point_to(self, servers):
         self.check()
         in_sync = not self.stale()
-        previous = None
-        if os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as stream:
-                previous = stream.read()
-        handle, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".%s." % self.app)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(upstream_config(self.app, servers))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.path)
+        previous = self.text()
+        self.write(upstream_config(self.app, servers))
         self._reload(previous, restore=True, in_sync=in_sync)
 
     def _reload(self, previous, restore, in_sync=False):
@@ -192,6 +241,30 @@ class NginxSwitch:
             self._mark()
 
 
+def rewrite_upstreams(directory, texts, nginx="nginx", workers=nginx_workers):
+    """Write several apps' upstream files ({app: text}) and have nginx take
+    them in one graceful reload. When nginx refuses them, the files are put
+    back as they were and nginx keeps what it served."""
+    switches = [NginxSwitch(app, directory, nginx, workers) for app in sorted(texts)]
+    if not switches:
+        return
+    previous = {}
+    for switch in switches:
+        switch.check()
+        previous[switch.app] = (switch.text(), not switch.stale())
+    for switch in switches:
+        switch.write(texts[switch.app])
+    try:
+        switches[0]._reload(None, restore=False)
+    except SwitchError:
+        for switch in switches:
+            switch._restore(*previous[switch.app])
+        subprocess.run([nginx, "-s", "reload"], capture_output=True, check=False)
+        raise
+    for switch in switches[1:]:
+        switch._mark()
+
+
 class CommandSwitch:
     """Hands the switch to an external command (a gateway API client):
     `command current APP` prints servers one per line; `command point APP
@@ -224,6 +297,9 @@ class CommandSwitch:
 
     def stale(self):
         return False
+
+    def backups(self):
+        return []
 
     def apply(self):
         pass

@@ -16,8 +16,9 @@ description:
     A failure before the switch removes the container it created (never one it reused) and leaves the
     old one serving.
   - One run per app per host at a time (a lock the kernel releases when the process dies). Each run first
-    reconciles what an interrupted run left behind, an upstream file that nginx has not loaded and running
-    app containers no upstream points to.
+    reconciles what an interrupted run left behind, an upstream file that nginx has not loaded, a backup server
+    left by an engine restart that did not finish (M(berth.ops.docker_engine_restart)), and running app
+    containers no upstream points to.
   - C(action=activate) makes a named existing container serve again (the fleet rollback); C(action=rollback)
     makes the retained version that served last (or of C(version)) serve again; C(action=pull) and C(action=inspect)
     only report what serves and pull the image, or name the rollback target.
@@ -308,7 +309,6 @@ logs:
 """
 
 import contextlib
-import fcntl
 import http.client
 import json
 import os
@@ -346,7 +346,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
     state_files,
     to_retain,
 )
-from ansible_collections.berth.ops.plugins.module_utils.berth_switch_client import SwitchError, make_switch
+from ansible_collections.berth.ops.plugins.module_utils.berth_switch_client import LockTimeout, SwitchError, app_lock, make_switch
 
 DRAIN_GRACE = 3.0
 ENGINE_WAIT = 30
@@ -399,31 +399,14 @@ class Rollout:
     # -- the lock and the record of who served when --------------------------------------------
     @contextlib.contextmanager
     def locked(self, name):
-        """flock on a file: held for the whole run, released by the kernel
-        when the process ends, however it ends."""
-        os.makedirs(self.p["state_dir"], mode=0o755, exist_ok=True)
-        path = os.path.join(self.p["state_dir"], state_files(name)["lock"])
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        """The app's lock, held for the whole run (berth_switch_client.app_lock)."""
+        started = time.monotonic()
         try:
-            started = time.monotonic()
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() - started >= self.p["lock_timeout"]:
-                        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-                        raise Failed(
-                            "waiting for the lock",
-                            "another run holds the %s lock on this host (%s); gave up after %ss" % (name, holder, self.p["lock_timeout"]),
-                        ) from None
-                    time.sleep(0.2)
-            self.timings["lock"] = round(self.timings.get("lock", 0) + time.monotonic() - started, 3)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, ("pid %d since %s\n" % (os.getpid(), time.strftime("%Y-%m-%dT%H:%M:%S%z"))).encode(), 0)
-            yield
-        finally:
-            os.close(fd)
+            with app_lock(self.p["state_dir"], name, self.p["lock_timeout"]):
+                self.timings["lock"] = round(self.timings.get("lock", 0) + time.monotonic() - started, 3)
+                yield
+        except LockTimeout as exc:
+            raise Failed("waiting for the lock", str(exc)) from None
 
     def history_path(self):
         return os.path.join(self.p["state_dir"], state_files(self.p["app"])["history"])
@@ -714,18 +697,26 @@ class Rollout:
         that no upstream points to (besides the one this run will make
         serve): returned, to stop once traffic is settled."""
         stale = self.switch.stale()
+        # An engine restart that did not finish left the container's own
+        # address as a backup; another container may get that address.
+        backups = self.switch.backups()
         orphans = [c for c in containers if c["State"]["Running"] and c is not old and self.name_of(c) != target_name]
         if stale:
             self.result["reconciled"].append("nginx did not serve its upstream file: reloaded")
+        if backups:
+            self.result["reconciled"].append("the upstream kept an engine restart's backup %s: removed" % ", ".join(backups))
         for orphan in orphans:
             self.result["reconciled"].append("%s ran with no upstream pointing to it: stopped" % self.name_of(orphan))
         if self.module.check_mode:
-            self.result["changed"] = self.result["changed"] or bool(stale or orphans)
+            self.result["changed"] = self.result["changed"] or bool(stale or backups or orphans)
             return []
-        if stale:
+        if stale or backups:
             self.stage = "reloading nginx to serve its upstream file"
             try:
-                self.timed("reconcile", self.switch.apply)
+                if backups:
+                    self.timed("reconcile", self.switch.point_to, self.switch.current())
+                else:
+                    self.timed("reconcile", self.switch.apply)
             except SwitchError as exc:
                 raise Failed(self.stage, str(exc)) from None
             self.result["changed"] = True

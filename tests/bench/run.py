@@ -4,6 +4,7 @@ one run on this machine. Absolute times on shared 2-core machines are noisy;
 the ratios are what to compare."""
 
 import argparse
+import configparser
 import json
 import os
 import platform
@@ -69,8 +70,8 @@ class BenchLab:
     def __exit__(self, *exc):
         ansible_playbook("playbooks/lab_down.yml", env=BENCH_LAB)
 
-    def playbook(self, label, *args):
-        return timed(label, "-i", self.inventory, *args)
+    def playbook(self, label, *args, env=None):
+        return timed(label, "-i", self.inventory, *args, env=env)
 
     def host(self, suffix):
         return next(name for name in self.hosts if name.endswith(suffix))
@@ -455,6 +456,13 @@ def bench_engine(lab):
 
 SCALE_SIZES = (5, 10, 20)
 SCALE_BUILDINGS = 4
+SCALE_FORKS = (5, 10)
+
+
+def shipped_forks():
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "ansible.cfg"))
+    return config.getint("defaults", "forks", fallback=5)
 
 
 def bench_scale(lab):
@@ -493,6 +501,18 @@ def bench_scale(lab):
             ),
             ("%2d hosts: rollout 1 host per batch, 50%% of a building per batch" % size, "%.1f s, %.1f s" % (serial, halves)),
         ]
+    # Forks at the largest size: the shipped 25 (above) against fewer.
+    size = SCALE_SIZES[-1]
+    for forks in SCALE_FORKS:
+        fewer, run = lab.playbook("site.yml, %d forks" % forks, "playbooks/site.yml", env={"ANSIBLE_FORKS": str(forks)})
+        rows.append(
+            (
+                "%2d hosts: idempotent site.yml with %d forks (changed=%d), against the shipped %d"
+                % (size, forks, run.total_changed(), shipped_forks()),
+                "%.1f s against %.1f s (%.2fx)"
+                % (fewer, per_host[size]["site.yml, idempotent"] * size, fewer / (per_host[size]["site.yml, idempotent"] * size)),
+            )
+        )
     small, large = per_host[SCALE_SIZES[0]], per_host[SCALE_SIZES[-1]]
     for what in small:
         rows.append(

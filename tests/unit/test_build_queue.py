@@ -2,12 +2,9 @@
 order within a builder's slots, a dead build frees its slot, and builds that
 arrive together spread over the pool with cache affinity first."""
 
-import json
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -21,6 +18,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_build_queue import
 from ansible_collections.berth.ops.plugins.module_utils.berth_build_queue_client import BuildQueueClient, hold
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from modrun import run_module
 
 
 def ticket(ticket_id, created, state="reserved", key=None, affinity=False, lease_until=1e12):
@@ -222,16 +220,9 @@ def test_only_a_running_ticket_can_be_held(tmp_path):
 
 
 def build_slot(tmp_path, check=False, **args):
-    """Run the build_slot module itself, as Ansible would, on a queue in tmp_path."""
-    collections = os.path.join(os.path.dirname(__file__), "..", "..", "collections")
-    module = os.path.join(collections, "ansible_collections", "berth", "ops", "plugins", "modules", "build_slot.py")
-    args = dict(args, queue_dir=str(tmp_path / "queue"), docker_host="unix:///nonexistent.sock", _ansible_check_mode=check)
-    path = tmp_path / "args.json"
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    run = subprocess.run(
-        [sys.executable, module, str(path)], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=collections), check=False
-    )
-    return json.loads(run.stdout)
+    """Run the build_slot module itself on a queue in tmp_path."""
+    args = dict(args, queue_dir=str(tmp_path / "queue"), docker_host="unix:///nonexistent.sock")
+    return run_module("build_slot", tmp_path, args, check=check)
 
 
 def test_the_module_in_check_mode_writes_nothing_and_does_not_wait(tmp_path):

@@ -25,7 +25,16 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
     spec_errors,
     to_retain,
 )
-from ansible_collections.berth.ops.plugins.module_utils.berth_switch import nginx_stale, upstream_config, upstream_servers, written_by_berth
+from ansible_collections.berth.ops.plugins.module_utils.berth_switch import (
+    engine_bridges,
+    nginx_stale,
+    published_addresses,
+    restart_option_errors,
+    upstream_backups,
+    upstream_config,
+    upstream_servers,
+    written_by_berth,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -425,3 +434,76 @@ def test_an_upstream_file_lists_what_it_was_written_with():
     assert upstream_servers(text) == ["127.0.0.1:20001"] and written_by_berth(text)
     assert upstream_servers("upstream x {\n    server unix:/run/x.sock;\n    server 10.0.0.1:80 weight=2;\n}\n") == ["10.0.0.1:80"]
     assert not written_by_berth("# the proxy role's placeholder\n")
+
+
+# -- issue 15, 2: an engine restart under load -----------------------------------------------
+def inspected(running=True, ports=None, networks=None):
+    return {"State": {"Running": running}, "NetworkSettings": {"Ports": ports or {}, "Networks": networks or {}}}
+
+
+def test_published_loopback_ports_lead_to_the_containers_own_address():
+    bridge = {"bridge": {"IPAddress": "172.17.0.2"}}
+    containers = [
+        inspected(
+            ports={"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "20001"}], "9000/udp": [{"HostIp": "", "HostPort": "9000"}]},
+            networks=bridge,
+        ),
+        inspected(ports={"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "20002"}]}, networks={"env-x": {"IPAddress": "10.200.0.5"}}),
+        inspected(ports={"80/tcp": [{"HostIp": "10.77.1.11", "HostPort": "20003"}]}, networks=bridge),  # not on loopback
+        inspected(ports={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "20004"}]}, networks={"host": {"IPAddress": ""}}),
+        inspected(running=False, ports={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "20005"}]}, networks=bridge),
+        inspected(ports={"80/tcp": None}, networks=bridge),  # exposed, not published
+    ]
+    assert published_addresses(containers) == {"127.0.0.1:20001": "172.17.0.2:8080", "127.0.0.1:20002": "10.200.0.5:80"}
+
+
+def test_an_engine_restart_bridges_only_berths_single_published_upstreams():
+    published = {"127.0.0.1:20001": "172.17.0.2:8080", "127.0.0.1:20002": "172.17.0.3:8080"}
+    upstreams = {
+        "web": upstream_config("web", ["127.0.0.1:20001"]),
+        "api": upstream_config("api", ["127.0.0.1:20009"]),  # no running container publishes it
+        "old": upstream_config("old", ["127.0.0.1:20002"], ["172.17.0.9:8080"]),  # a bridge left by a killed run
+        "two": upstream_config("two", ["127.0.0.1:20001", "127.0.0.1:20002"]),
+        "hand": "upstream berth_hand {\n    server 127.0.0.1:20002;\n}\n",  # not berth's
+        "new": "# Placeholder until docker_rollout deploys new.\nupstream berth_new {\n    server 127.0.0.1:9 down;\n}\n",
+    }
+    bridges = engine_bridges(upstreams, published)
+    assert sorted(bridges) == ["old", "web"]
+    bridged, restored = bridges["web"]
+    assert upstream_servers(bridged) == ["127.0.0.1:20001"]
+    assert upstream_backups(bridged) == ["172.17.0.2:8080"]
+    assert "server 172.17.0.2:8080 max_fails=0 backup;" in bridged
+    assert restored == upstreams["web"]
+    # The left bridge gets the address the container has now, and goes after.
+    assert upstream_backups(bridges["old"][0]) == ["172.17.0.3:8080"]
+    assert bridges["old"][1] == upstream_config("old", ["127.0.0.1:20002"])
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True),
+        st.tuples(
+            st.lists(st.integers(20000, 20010).map(lambda port: "127.0.0.1:%d" % port), min_size=0, max_size=2),
+            st.lists(st.ip_addresses(v=4).map(lambda ip: "%s:8080" % ip), max_size=1),
+        ),
+        max_size=6,
+    ),
+    st.dictionaries(st.integers(20000, 20010).map(lambda port: "127.0.0.1:%d" % port), st.ip_addresses(v=4).map(lambda ip: "%s:8080" % ip)),
+)
+def test_a_bridge_keeps_the_primary_and_adds_only_its_own_containers_address(servers_of, published):
+    upstreams = {app: upstream_config(app, servers, backups) for app, (servers, backups) in servers_of.items()}
+    bridges = engine_bridges(upstreams, published)
+    for app, (bridged, restored) in bridges.items():
+        # nginx still tries the published port first: a rollout reads the same server.
+        assert upstream_servers(bridged) == upstream_servers(restored) == upstream_servers(upstreams[app])
+        assert upstream_backups(bridged) == [published[upstream_servers(bridged)[0]]]
+        assert upstream_backups(restored) == []
+    assert set(bridges) == {app for app, (servers, _) in servers_of.items() if len(servers) == 1 and servers[0] in published}
+
+
+def test_engine_restart_options_are_range_checked():
+    good = {"wait_timeout": 60, "lock_timeout": 600, "service": "docker"}
+    assert restart_option_errors(good) == []
+    errors = restart_option_errors({"wait_timeout": 0, "lock_timeout": 4000, "service": "docker; reboot"})
+    assert len(errors) == 3
+    assert "wait_timeout must be between 5 and 600 seconds, got 0" in errors

@@ -5,7 +5,15 @@ run. nginx itself is stood in for by `true` and `false`."""
 import os
 
 import pytest
-from ansible_collections.berth.ops.plugins.module_utils.berth_switch_client import NginxSwitch, SwitchError, nginx_workers
+from ansible_collections.berth.ops.plugins.module_utils.berth_switch import upstream_config
+from ansible_collections.berth.ops.plugins.module_utils.berth_switch_client import (
+    LockTimeout,
+    NginxSwitch,
+    SwitchError,
+    app_lock,
+    nginx_workers,
+    rewrite_upstreams,
+)
 
 WORKER = "nginx: worker process"
 RETIRING = "nginx: worker process is shutting down"
@@ -129,3 +137,39 @@ class ReloadedWorkers:
     def __call__(self):
         self.calls += 1
         return {1: WORKER} if self.calls == 1 else {2: WORKER}
+
+
+def test_several_upstreams_are_rewritten_in_one_reload(tmp_path):
+    for app in ("api", "web"):
+        NginxSwitch(app, str(tmp_path), nginx="true", workers=reloading()).point_to(["127.0.0.1:20001"])
+    texts = {app: upstream_config(app, ["127.0.0.1:20001"], ["172.17.0.2:8080"]) for app in ("api", "web")}
+    rewrite_upstreams(str(tmp_path), texts, nginx="true", workers=reloading())
+    for app, text in texts.items():
+        switch = NginxSwitch(app, str(tmp_path), nginx="true")
+        assert switch.text() == text and not switch.stale()
+        assert switch.current() == ["127.0.0.1:20001"]
+
+
+def test_upstreams_nginx_refuses_are_all_put_back(tmp_path):
+    before = {}
+    for app in ("api", "web"):
+        switch = NginxSwitch(app, str(tmp_path), nginx="true", workers=reloading())
+        switch.point_to(["127.0.0.1:20001"])
+        before[app] = switch.text()
+    texts = {app: upstream_config(app, ["127.0.0.1:20001"], ["172.17.0.2:8080"]) for app in before}
+    with pytest.raises(SwitchError, match="nginx rejected"):
+        rewrite_upstreams(str(tmp_path), texts, nginx="false")
+    for app, text in before.items():
+        switch = NginxSwitch(app, str(tmp_path), nginx="true")
+        assert switch.text() == text and not switch.stale()
+
+
+def test_the_app_lock_is_exclusive_and_names_its_holder(tmp_path):
+    with app_lock(str(tmp_path), "web", 5):
+        held = pytest.raises(LockTimeout, match=r"web lock on this host \(pid %d since" % os.getpid())
+        with held, app_lock(str(tmp_path), "web", 0.3):
+            pass
+        with app_lock(str(tmp_path), "api", 0):
+            pass
+    with app_lock(str(tmp_path), "web", 0):
+        pass
