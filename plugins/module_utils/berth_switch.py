@@ -77,10 +77,23 @@ def engine_bridges(upstreams, published):
     bridges = {}
     for app, text in sorted(upstreams.items()):
         servers = upstream_servers(text)
-        if not written_by_berth(text) or len(servers) != 1 or servers[0] not in published:
+        if not written_by_berth(text) or len(servers) != 1:
             continue
-        bridges[app] = (upstream_config(app, servers, [published[servers[0]]]), upstream_config(app, servers))
+        if servers[0] in published:
+            bridges[app] = (upstream_config(app, servers, [published[servers[0]]]), upstream_config(app, servers))
+        elif upstream_backups(text):
+            # A left backup whose container publishes nothing now: its
+            # address may be another app's; it goes, and none comes.
+            bridges[app] = (upstream_config(app, servers), upstream_config(app, servers))
     return bridges
+
+
+def live_restore_kept(info, config):
+    """Whether the containers run on through this restart: live-restore is
+    on in the running engine (`docker info`) and in the daemon.json it will
+    start with. Without it they stop, and a restarted one may get another
+    address, even one an app's backup names."""
+    return bool((info or {}).get("LiveRestoreEnabled")) and bool((config or {}).get("live-restore"))
 
 
 def written_by_berth(text):

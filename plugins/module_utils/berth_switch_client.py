@@ -243,11 +243,13 @@ class NginxSwitch:
 
 def rewrite_upstreams(directory, texts, nginx="nginx", workers=nginx_workers):
     """Write several apps' upstream files ({app: text}) and have nginx take
-    them in one graceful reload. When nginx refuses them, the files are put
-    back as they were and nginx keeps what it served."""
+    them in one graceful reload, and return a switch whose settled() tells
+    when nginx's old workers are gone (None when there was nothing to
+    write). When nginx refuses them, the files are put back as they were and
+    nginx keeps what it served."""
     switches = [NginxSwitch(app, directory, nginx, workers) for app in sorted(texts)]
     if not switches:
-        return
+        return None
     previous = {}
     for switch in switches:
         switch.check()
@@ -263,6 +265,8 @@ def rewrite_upstreams(directory, texts, nginx="nginx", workers=nginx_workers):
         raise
     for switch in switches[1:]:
         switch._mark()
+    # The one that saw the reload: settled() once the old workers are gone.
+    return switches[0]
 
 
 class CommandSwitch:

@@ -27,6 +27,7 @@ from ansible_collections.berth.ops.plugins.module_utils.berth_rollout import (
 )
 from ansible_collections.berth.ops.plugins.module_utils.berth_switch import (
     engine_bridges,
+    live_restore_kept,
     nginx_stale,
     published_addresses,
     restart_option_errors,
@@ -469,6 +470,9 @@ def test_an_engine_restart_bridges_only_berths_single_published_upstreams():
     }
     bridges = engine_bridges(upstreams, published)
     assert sorted(bridges) == ["old", "web"]
+    # A left backup whose port nothing publishes now is removed, none added.
+    gone = engine_bridges({"old": upstreams["old"]}, {})
+    assert gone == {"old": (upstream_config("old", ["127.0.0.1:20002"]),) * 2}
     bridged, restored = bridges["web"]
     assert upstream_servers(bridged) == ["127.0.0.1:20001"]
     assert upstream_backups(bridged) == ["172.17.0.2:8080"]
@@ -496,9 +500,20 @@ def test_a_bridge_keeps_the_primary_and_adds_only_its_own_containers_address(ser
     for app, (bridged, restored) in bridges.items():
         # nginx still tries the published port first: a rollout reads the same server.
         assert upstream_servers(bridged) == upstream_servers(restored) == upstream_servers(upstreams[app])
-        assert upstream_backups(bridged) == [published[upstream_servers(bridged)[0]]]
+        primary = upstream_servers(bridged)[0]
+        # Only ever the address behind that very port; a left one whose port is gone just goes.
+        assert upstream_backups(bridged) == ([published[primary]] if primary in published else [])
         assert upstream_backups(restored) == []
-    assert set(bridges) == {app for app, (servers, _) in servers_of.items() if len(servers) == 1 and servers[0] in published}
+    assert set(bridges) == {
+        app for app, (servers, backups) in servers_of.items() if len(servers) == 1 and (servers[0] in published or backups)
+    }
+
+
+def test_backups_only_where_the_containers_run_on_through_the_restart():
+    assert live_restore_kept({"LiveRestoreEnabled": True}, {"live-restore": True})
+    assert not live_restore_kept({"LiveRestoreEnabled": True}, {"live-restore": False})  # turned off by this change
+    assert not live_restore_kept({"LiveRestoreEnabled": False}, {"live-restore": True})  # the running engine stops them
+    assert not live_restore_kept({}, {})
 
 
 def test_engine_restart_options_are_range_checked():
