@@ -259,7 +259,8 @@ class Restart:
             }
 
     def fail(self, msg):
-        self.module.fail_json(msg=msg, **dict(self.result, changed=self.result["restarted"]))
+        self.result["changed"] = self.result["restarted"]
+        self.module.fail_json(msg=msg, **self.result)
 
     def plain(self, why):
         self.module.warn(
@@ -353,7 +354,8 @@ def main():
     if module.check_mode:
         bridges, _restored, why = plan(module)
         restart.describe(bridges)
-        module.exit_json(**dict(restart.result, changed=True, why_plain=why))
+        restart.result.update(changed=True, why_plain=why)
+        module.exit_json(**restart.result)
     restart.run(module.get_bin_path("systemctl", required=True))
     module.exit_json(**restart.result)
 
