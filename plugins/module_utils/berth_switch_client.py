@@ -126,11 +126,7 @@ class NginxSwitch:
             raise SwitchError("proxy config path %s does not exist (is the proxy role applied?)" % os.path.dirname(self.path))
 
     def current(self):
-        try:
-            with open(self.path, encoding="utf-8") as stream:
-                return upstream_servers(stream.read())
-        except FileNotFoundError:
-            return []
+        return upstream_servers(self.text() or "")
 
     def backups(self):
         """The backup servers an engine restart that did not finish left."""
